@@ -1,0 +1,18 @@
+"""Warnings and exceptions of daskgmm, in one place."""
+
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+__all__ = [
+    "ConvergenceWarning",
+    "DaskGMMWarning",
+    "EmptyComponentWarning",
+    "NotFittedError",
+]
+
+
+class DaskGMMWarning(UserWarning):
+    """Base class of the warnings that daskgmm itself emits."""
+
+
+class EmptyComponentWarning(DaskGMMWarning):
+    """A mixture component received (almost) no responsibility in an iteration."""

@@ -1,0 +1,432 @@
+"""``daskgmm.GaussianMixture``: scikit-learn's estimator, fitted over Dask arrays."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from numbers import Integral, Real
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import kernels
+from .data import Rows, as_rows, should_persist
+from .em import EMResult, IterationInfo, compute, run_em
+from .errors import ConvergenceWarning
+from .init import INIT_METHODS, initial_parameters
+from .params import (
+    COVARIANCE_TYPES,
+    GMMParams,
+    n_parameters,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+from .validation import check_initial_parameters
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM over the chunks of a Dask array.
+
+    The parameters, attributes and methods are those of
+    :class:`sklearn.mixture.GaussianMixture`, with the same meanings; code that
+    uses scikit-learn's estimator switches by changing the import. Each EM
+    iteration maps the E-step and the sufficient statistics over the row chunks
+    of the data (on threads, or on the workers of a ``distributed`` cluster when
+    a client is active), tree-sums them, and does the M-step on the client.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        The type of covariance parameters, as in scikit-learn.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound (mean
+        log-likelihood) between iterations.
+    reg_covar : float, default=1e-6
+        Non-negative regularisation added to the diagonal of covariances.
+    max_iter : int, default=100
+        The number of EM iterations to perform.
+    n_init : int, default=1
+        The number of initialisations; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        The method used to initialise the weights, means and precisions.
+        'kmeans' and 'k-means++' run on a uniform sample of at most 100,000
+        rows on the client (on all rows when there are fewer).
+    weights_init : array-like of shape (n_components,), default=None
+        The user-provided initial weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        The user-provided initial means.
+    precisions_init : array-like, default=None
+        The user-provided initial precisions (inverse covariances), shaped as
+        for scikit-learn's ``covariance_type``.
+    random_state : int, RandomState instance or None, default=None
+        Controls the initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, each ``fit`` starts from the solution of the previous one.
+    verbose : int, default=0
+        Enable verbose output (1: iterations, 2: also times and lower bounds).
+    verbose_interval : int, default=10
+        Number of iterations between two verbose messages.
+    persist : {'auto', True, False}, default='auto'
+        Keep Dask input in (cluster) memory during the fit. ``'auto'`` persists
+        data that fits comfortably in memory; ``False`` re-reads it from its
+        source at every iteration. NumPy input is always in memory. The result
+        is the same either way.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+    precisions_ : ndarray
+    precisions_cholesky_ : ndarray
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+        The lower bound of every iteration of the best initialisation.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from daskgmm import GaussianMixture
+    >>> X = da.random.default_rng(0).normal(size=(10_000, 2), chunks=(2_500, 2))
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.predict(X)  # a Dask array, computed lazily
+    dask.array<...>
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_METHODS))],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "persist": [StrOptions({"auto"}), "boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        persist="auto",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.persist = persist
+
+    # ------------------------------------------------------------------ input
+
+    def _rows(self, X, *, reset: bool) -> Rows:
+        lazy = isinstance(X, da.Array) or isinstance(getattr(X, "data", None), da.Array)
+        if lazy:
+            rows = as_rows(X)
+            if reset:
+                self.n_features_in_ = rows.n_features
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif rows.n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {rows.n_features} features, but {type(self).__name__} is "
+                    f"expecting {self.n_features_in_} features as input."
+                )
+            return rows
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2 if reset else 1,
+            reset=reset,
+        )
+        return as_rows(X)
+
+    def _params(self) -> GMMParams:
+        return GMMParams(
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+        )
+
+    def _set_params_attributes(self, params: GMMParams) -> None:
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(
+            params.precisions_cholesky, self.covariance_type
+        )
+
+    # ------------------------------------------------------------------- fit
+
+    def _initial_params(self, X, init, random_state, eps) -> GMMParams:
+        init_w, init_m, init_p = init
+        if init_w is not None and init_m is not None and init_p is not None:
+            pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
+            return GMMParams.from_precisions_cholesky(init_w, init_m, pc, self.covariance_type)
+        p = initial_parameters(
+            X,
+            self.n_components,
+            self.covariance_type,
+            self.init_params,
+            random_state,
+            reg_covar=self.reg_covar,
+            eps=eps,
+        )
+        weights = p.weights if init_w is None else init_w
+        means = p.means if init_m is None else init_m
+        if init_p is None:
+            return GMMParams(weights, means, p.covariances, p.precisions_cholesky, p.covariance_type)
+        pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
+        return GMMParams.from_precisions_cholesky(weights, means, pc, self.covariance_type)
+
+    def _verbose_iteration(self, info: IterationInfo) -> None:
+        if info.n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % info.n_iter)
+            elif self.verbose >= 2:
+                now = time.perf_counter()
+                print(
+                    "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
+                    % (info.n_iter, now - self._iter_prev_time, info.change)
+                )
+                self._iter_prev_time = now
+
+    def _fit(self, X) -> Rows:
+        self._validate_params()
+        rows = self._rows(X, reset=True)
+        if rows.n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {rows.n_samples}"
+            )
+        init = check_initial_parameters(
+            self.weights_init,
+            self.means_init,
+            self.precisions_init,
+            self.covariance_type,
+            self.n_components,
+            rows.n_features,
+        )
+        data = rows.array
+        if not rows.lazy or should_persist(data, self.persist):
+            (data,) = dask.persist(data)
+        eps = float(np.finfo(data.dtype).eps)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        callback = self._verbose_iteration if self.verbose else None
+
+        best: EMResult | None = None
+        for i in range(n_init):
+            if self.verbose:
+                print("Initialization %d" % i)
+                self._init_prev_time = self._iter_prev_time = time.perf_counter()
+            if do_init:
+                params = self._initial_params(data, init, random_state, eps)
+                lower_bound = -math.inf
+            else:
+                params, lower_bound = self._params(), self.lower_bound_
+            if self.max_iter == 0:
+                best = EMResult(params, [], 0, False)
+                continue
+            result = run_em(
+                data,
+                params,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                eps=eps,
+                lower_bound=lower_bound,
+                callback=callback,
+            )
+            if self.verbose:
+                msg = "converged" if result.converged else "did not converge"
+                extra = ""
+                if self.verbose >= 2:
+                    extra = (
+                        f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
+                        f"lower bound {result.lower_bound:.5f}."
+                    )
+                print(f"Initialization {msg}.{extra}")
+            if best is None or not best.lower_bounds or result.lower_bound > best.lower_bound:
+                best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_params_attributes(best.params)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.lower_bounds)
+        return rows
+
+    def fit(self, X, y=None):
+        """Estimate the model parameters with the EM algorithm.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            The data. Dask arrays stay on the workers; NumPy arrays are cut into
+            row chunks.
+        y : Ignored
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._fit(X)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit the model and return the label of each sample under the final model.
+
+        Returns
+        -------
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+        """
+        rows = self._fit(X)
+        return self._map_rows(rows, kernels.chunk_labels, np.int64, per_component=False)
+
+    # ---------------------------------------------------------------- predict
+
+    def _map_rows(self, rows: Rows, kernel, dtype, *, per_component: bool):
+        params = self._params()
+        args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
+                for a in params.kernel_args]
+        X = rows.array
+        if per_component:
+            out = X.map_blocks(
+                kernel, *args, chunks=(X.chunks[0], (self.n_components,)), dtype=dtype,
+                meta=np.empty((0, 0), dtype=dtype),
+            )
+        else:
+            out = X.map_blocks(
+                kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
+            )
+        return rows.output(out)
+
+    def _predict_rows(self, X) -> Rows:
+        check_is_fitted(self)
+        return self._rows(X, reset=False)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the model.
+
+        Returns
+        -------
+        log_prob : ndarray or dask.array.Array of shape (n_samples,)
+        """
+        rows = self._predict_rows(X)
+        return self._map_rows(rows, kernels.chunk_score_samples, np.float64, per_component=False)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples under the model (a float)."""
+        log_prob = self.score_samples(X)
+        if isinstance(log_prob, da.Array):
+            (log_prob,) = compute(log_prob.mean())
+        return float(np.mean(log_prob))
+
+    def predict(self, X):
+        """Label of each sample: the component of highest posterior probability."""
+        rows = self._predict_rows(X)
+        return self._map_rows(rows, kernels.chunk_labels, np.int64, per_component=False)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample, shape (n, K)."""
+        rows = self._predict_rows(X)
+        return self._map_rows(rows, kernels.chunk_responsibilities, np.float64, per_component=True)
+
+    def _n_parameters(self) -> int:
+        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on X (lower is better)."""
+        n = X.shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion of the model on X (lower is better)."""
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (as scikit-learn: uses ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component of each sample.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at "
+                "least one sample."
+            )
+        n_features = self.means_.shape[1]
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        cov = self.covariances_
+        if self.covariance_type == "full":
+            parts = [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(self.means_, cov, counts)]
+        elif self.covariance_type == "tied":
+            parts = [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(self.means_, counts)]
+        else:
+            parts = [
+                m + rng.standard_normal(size=(s, n_features)) * np.sqrt(c)
+                for m, c, s in zip(self.means_, cov, counts)
+            ]
+        y = np.concatenate([np.full(int(s), k, dtype=np.int64) for k, s in enumerate(counts)])
+        return np.vstack(parts), y
+

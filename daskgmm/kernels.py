@@ -1,0 +1,405 @@
+"""Per-chunk numerics: pure NumPy, no Dask.
+
+Every function here works on one in-memory block of rows and all components at
+once. The block is walked through in sub-blocks of a few thousand rows so that
+the working set (``n_components x rows x n_features``) stays in cache whatever
+the Dask chunk size is.
+
+Numerics follow scikit-learn: log-densities from the Cholesky factor of the
+precision, responsibilities by log-sum-exp. The sufficient statistics are
+centred on the current means ``m_k`` (the same shift for every chunk, so chunk
+results add up) and accumulated in float64 whatever the data dtype::
+
+    N_k = sum_n r_nk
+    s_k = sum_n r_nk (x_n - m_k)
+    S_k = sum_n r_nk (x_n - m_k)(x_n - m_k)^T      (diag/spherical: the diagonal;
+                                                    tied: summed over k)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "StatsLayout",
+    "chunk_statistics",
+    "chunk_assignment_statistics",
+    "chunk_random_statistics",
+    "chunk_log_prob",
+    "chunk_responsibilities",
+    "chunk_labels",
+    "chunk_score_samples",
+    "log_det_cholesky",
+]
+
+#: Target size in bytes of one ``(n_components, rows, n_features)`` work array.
+_WORKSET_BYTES = 1 << 21
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _block_rows(n_components: int, n_features: int, itemsize: int) -> int:
+    rows = _WORKSET_BYTES // max(1, n_components * n_features * itemsize)
+    return int(min(16384, max(256, rows)))
+
+
+# ---------------------------------------------------------------------------
+# Layout of the flat statistics vector that one chunk returns
+# ---------------------------------------------------------------------------
+
+_SECOND_MOMENT_SHAPE = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k, d),
+}
+
+
+@dataclass(frozen=True)
+class StatsLayout:
+    """Where each statistic sits in the flat float64 vector of one chunk.
+
+    The vector is ``[log_lik_sum, n_rows, n_nonfinite, N (K), s (K*D), S (...)]``
+    so that summing vectors of chunks sums every statistic.
+    """
+
+    n_components: int
+    n_features: int
+    covariance_type: str
+
+    @property
+    def second_moment_shape(self) -> tuple[int, ...]:
+        return _SECOND_MOMENT_SHAPE[self.covariance_type](self.n_components, self.n_features)
+
+    @property
+    def size(self) -> int:
+        k, d = self.n_components, self.n_features
+        return 3 + k + k * d + math.prod(self.second_moment_shape)
+
+    def split(self, vec: np.ndarray) -> dict[str, np.ndarray | float]:
+        k, d = self.n_components, self.n_features
+        i = 3
+        nk = vec[i : i + k]
+        i += k
+        sk = vec[i : i + k * d].reshape(k, d)
+        i += k * d
+        Sk = vec[i:].reshape(self.second_moment_shape)
+        return {
+            "log_lik_sum": float(vec[0]),
+            "n_samples": float(vec[1]),
+            "n_nonfinite": float(vec[2]),
+            "nk": nk,
+            "sk": sk,
+            "Sk": Sk,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Log-densities
+# ---------------------------------------------------------------------------
+
+
+def log_det_cholesky(precisions_cholesky: np.ndarray, covariance_type: str, n_features: int):
+    """log|det| of the precision Cholesky factor (half the precision's log-det)."""
+    pc = np.asarray(precisions_cholesky, dtype=np.float64)
+    if covariance_type == "full":
+        return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(pc)).sum()
+    if covariance_type == "diag":
+        return np.log(pc).sum(axis=1)
+    return n_features * np.log(pc)
+
+
+def _sum_squares(y):
+    """Row sums of squares over the last axis, in place (a GEMV, not a reduction)."""
+    np.square(y, out=y)
+    return y @ np.ones(y.shape[-1], dtype=y.dtype)
+
+
+def _maha_full(diff, pc):
+    return _sum_squares(np.matmul(diff, pc))
+
+
+def _maha_tied(diff, pc):
+    k, b, d = diff.shape
+    return _sum_squares(diff.reshape(k * b, d) @ pc).reshape(k, b)
+
+
+def _maha_diag(diff, pc):
+    return _sum_squares(diff * pc[:, None, :])
+
+
+def _maha_spherical(diff, pc):
+    sq = _sum_squares(diff.copy())
+    sq *= np.square(pc)[:, None]
+    return sq
+
+
+_MAHALANOBIS = {
+    "full": _maha_full,
+    "tied": _maha_tied,
+    "diag": _maha_diag,
+    "spherical": _maha_spherical,
+}
+
+
+def _second_moment_full(diff, r_t):
+    wd = diff * r_t[:, :, None]
+    return np.matmul(wd.transpose(0, 2, 1), diff)
+
+
+def _second_moment_tied(diff, r_t):
+    k, b, d = diff.shape
+    wd = (diff * r_t[:, :, None]).reshape(k * b, d)
+    return wd.T @ diff.reshape(k * b, d)
+
+
+def _second_moment_diag(diff, r_t):
+    return np.matmul(r_t[:, None, :], np.square(diff))[:, 0, :]
+
+
+_SECOND_MOMENT = {
+    "full": _second_moment_full,
+    "tied": _second_moment_tied,
+    "diag": _second_moment_diag,
+    "spherical": _second_moment_diag,
+}
+
+
+class _Model:
+    """The parameters of one E-step, cast once to the data's dtype."""
+
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype):
+        means = np.asarray(means, dtype=np.float64)
+        self.n_components, self.n_features = means.shape
+        self.covariance_type = covariance_type
+        self.means = means.astype(dtype, copy=False)
+        self.pc = np.asarray(precisions_cholesky, dtype=np.float64).astype(dtype, copy=False)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(np.asarray(weights, dtype=np.float64))
+        self.offset = (
+            log_w
+            + log_det_cholesky(precisions_cholesky, covariance_type, self.n_features)
+            - 0.5 * self.n_features * _LOG_2PI
+        )
+
+    def centred(self, block):
+        """``x - m_k`` for every component: shape (K, rows, D), data dtype."""
+        return block[None, :, :] - self.means[:, None, :]
+
+    def weighted_log_prob(self, diff):
+        """log w_k + log N(x | m_k, P_k^-1), shape (K, rows), float64.
+
+        Components are the leading axis so that reductions over components are
+        elementwise operations across K contiguous rows.
+        """
+        maha = _MAHALANOBIS[self.covariance_type](diff, self.pc)
+        out = maha.astype(np.float64)
+        out *= -0.5
+        out += self.offset[:, None]
+        return out
+
+
+def _normalise_in_place(wlp):
+    """Turn weighted log-probs (K, rows) into responsibilities, in place.
+
+    Returns the per-row log-sum-exp. A hand-written max/exp/sum/log is faster
+    than scipy's ``logsumexp`` here and never exponentiates unnormalised values.
+    """
+    mx = wlp.max(axis=0)
+    mx[~np.isfinite(mx)] = 0.0
+    wlp -= mx
+    np.exp(wlp, out=wlp)
+    tot = wlp.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wlp /= tot
+        lse = np.log(tot)
+    lse += mx
+    return lse
+
+
+def _as_2d(block):
+    if block.ndim != 2:
+        raise ValueError(f"expected a 2-D block of rows, got shape {block.shape}")
+    return block
+
+
+# ---------------------------------------------------------------------------
+# Chunk kernels called by the orchestration layer
+# ---------------------------------------------------------------------------
+
+
+class _Accumulator:
+    """The flat statistics row of one chunk, and views of its parts."""
+
+    def __init__(self, n_components, n_features, covariance_type):
+        self.covariance_type = covariance_type
+        layout = StatsLayout(n_components, n_features, covariance_type)
+        self.out = np.zeros(layout.size, dtype=np.float64)
+        parts = layout.split(self.out)  # views into ``out``
+        self.nk, self.sk, self.Sk = parts["nk"], parts["sk"], parts["Sk"]
+
+    def add(self, diff, resp, finite, score):
+        """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
+
+        Rows where ``finite`` is False are counted and left out; ``score`` (b,)
+        is summed into the first entry (log-likelihood or inertia).
+        """
+        if not finite.all():
+            self.out[2] += np.count_nonzero(~finite)
+            resp[:, ~finite] = 0.0
+            diff[:, ~finite, :] = 0.0
+            score = score[finite]
+        self.out[0] += score.sum()
+        r_t = resp.astype(diff.dtype, copy=False)
+        self.nk += resp.sum(axis=1, dtype=np.float64)
+        self.sk += np.matmul(r_t[:, None, :], diff)[:, 0, :]
+        self.Sk += _SECOND_MOMENT[self.covariance_type](diff, r_t)
+
+    def result(self, n_rows):
+        self.out[1] = n_rows
+        return self.out[None, :]
+
+
+def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type):
+    """E-step and sufficient statistics of one chunk, as a (1, size) float64 row.
+
+    Non-finite input rows make the row's log-likelihood non-finite; they are
+    counted (``n_nonfinite``) in the same pass instead of scanning the data twice.
+    """
+    block = _as_2d(block)
+    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
+    acc = _Accumulator(model.n_components, model.n_features, covariance_type)
+    step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
+    for start in range(0, block.shape[0], step):
+        diff = model.centred(block[start : start + step])
+        resp = model.weighted_log_prob(diff)
+        lse = _normalise_in_place(resp)
+        acc.add(diff, resp, np.isfinite(lse), lse)
+    return acc.result(block.shape[0])
+
+
+def _squared_distances(diff):
+    return _sum_squares(diff.copy()).astype(np.float64)
+
+
+def chunk_assignment_statistics(block, centers, covariance_type):
+    """Statistics of a hard assignment of each row to its nearest centre.
+
+    The same layout as :func:`chunk_statistics` (centred on ``centers``), with
+    ``log_lik_sum`` holding the k-means inertia (sum of squared distances).
+    """
+    block = _as_2d(block)
+    centers = np.asarray(centers, dtype=np.float64)
+    k, d = centers.shape
+    acc = _Accumulator(k, d, covariance_type)
+    c = centers.astype(block.dtype, copy=False)
+    step = _block_rows(k, d, block.dtype.itemsize)
+    for start in range(0, block.shape[0], step):
+        diff = block[None, start : start + step, :] - c[:, None, :]
+        dist = _squared_distances(diff)
+        finite = np.isfinite(dist).all(axis=0)
+        dist[:, ~finite] = 0.0
+        label = dist.argmin(axis=0)
+        cols = np.arange(dist.shape[1])
+        resp = np.zeros_like(dist)
+        resp[label, cols] = 1.0
+        acc.add(diff, resp, finite, dist[label, cols])
+    return acc.result(block.shape[0])
+
+
+def _row_uniforms(seed, row_start, n_rows, n_columns):
+    """Uniform draws for rows ``row_start:row_start+n_rows``, the same whatever the chunking.
+
+    Philox is counter-based: row i always starts at counter ``i * ceil(K/4)``.
+    """
+    per_row = -(-n_columns // 4)
+    counter = np.array([row_start * per_row, 0, 0, 0], dtype=np.uint64)
+    gen = np.random.Generator(np.random.Philox(key=seed, counter=counter))
+    return gen.random((n_rows, 4 * per_row))[:, :n_columns]
+
+
+def chunk_random_statistics(block, centers, covariance_type, seed, block_info=None):
+    """Statistics of random responsibilities (scikit-learn's ``init_params='random'``).
+
+    Each row's draws depend on the seed and its global row index only, so the
+    result does not depend on the chunking.
+    """
+    block = _as_2d(block)
+    centers = np.asarray(centers, dtype=np.float64)
+    k, d = centers.shape
+    row0 = block_info[0]["array-location"][0][0] if block_info else 0
+    acc = _Accumulator(k, d, covariance_type)
+    c = centers.astype(block.dtype, copy=False)
+    step = _block_rows(k, d, block.dtype.itemsize)
+    for start in range(0, block.shape[0], step):
+        diff = block[None, start : start + step, :] - c[:, None, :]
+        b = diff.shape[1]
+        resp = _row_uniforms(seed, row0 + start, b, k).T.copy()
+        resp /= resp.sum(axis=0)
+        finite = np.isfinite(diff).all(axis=(0, 2))
+        acc.add(diff, resp, finite, np.zeros(b))
+    return acc.result(block.shape[0])
+
+
+def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype):
+    block = _as_2d(block)
+    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
+    n = block.shape[0]
+    shape = (n,) if width is None else (n, model.n_components)
+    out = np.empty(shape, dtype=dtype)
+    step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
+    for start in range(0, n, step):
+        wlp = model.weighted_log_prob(model.centred(block[start : start + step]))
+        out[start : start + step] = per_block(wlp)
+    return out
+
+
+def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type):
+    """Weighted log-probabilities ``log w_k + log N(x | k)``, shape (rows, K)."""
+    return _map_rows(
+        block, weights, means, precisions_cholesky, covariance_type, lambda w: w.T, "K", np.float64
+    )
+
+
+def chunk_score_samples(block, weights, means, precisions_cholesky, covariance_type):
+    """Log-likelihood of each row under the mixture, shape (rows,)."""
+    return _map_rows(
+        block,
+        weights,
+        means,
+        precisions_cholesky,
+        covariance_type,
+        _normalise_in_place,
+        None,
+        np.float64,
+    )
+
+
+def chunk_responsibilities(block, weights, means, precisions_cholesky, covariance_type):
+    """Posterior probability of each component for each row, shape (rows, K)."""
+
+    def resp(wlp):
+        _normalise_in_place(wlp)
+        return wlp.T
+
+    return _map_rows(
+        block, weights, means, precisions_cholesky, covariance_type, resp, "K", np.float64
+    )
+
+
+def chunk_labels(block, weights, means, precisions_cholesky, covariance_type):
+    """Most probable component of each row, shape (rows,), int64."""
+    return _map_rows(
+        block,
+        weights,
+        means,
+        precisions_cholesky,
+        covariance_type,
+        lambda w: w.argmax(axis=0),
+        None,
+        np.int64,
+    )
