@@ -134,8 +134,8 @@ def run_em(
         change = lower_bound - previous_bound
         converged = abs(change) < tol
         seconds = time.perf_counter() - t0
-        logger.debug(
-            "iteration %d: lower bound %.6f, change %.3g, %.3f s",
+        logger.info(
+            "iteration %d  lower bound %.6f  change %.3g  %.3f s",
             n_iter,
             lower_bound,
             change,

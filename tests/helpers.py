@@ -1,0 +1,48 @@
+"""Test helpers: random parameters and naive reference densities."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as ss
+
+from daskgmm.params import GMMParams, precision_cholesky_from_covariances
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def random_params(covariance_type, k=3, d=4, seed=1):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=3, size=(k, d))
+    w = rng.uniform(0.2, 1, size=k)
+    w /= w.sum()
+    A = rng.normal(size=(k, d, d)) * 0.4 + np.eye(d)
+    full = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(d)
+    cov = {
+        "full": full,
+        "tied": full[0],
+        "diag": np.stack([np.diag(c) for c in full]),
+        "spherical": np.array([np.diag(c).mean() for c in full]),
+    }[covariance_type]
+    pc = precision_cholesky_from_covariances(cov, covariance_type)
+    return GMMParams(w, means, cov, pc, covariance_type)
+
+
+def dense_covariances(p: GMMParams):
+    k, d = p.means.shape
+    c = p.covariances
+    return {
+        "full": lambda: c,
+        "tied": lambda: np.repeat(c[None], k, axis=0),
+        "diag": lambda: np.stack([np.diag(v) for v in c]),
+        "spherical": lambda: np.stack([v * np.eye(d) for v in c]),
+    }[p.covariance_type]()
+
+
+def naive_weighted_log_prob(X, p: GMMParams):
+    covs = dense_covariances(p)
+    return np.column_stack(
+        [
+            np.log(w) + ss.multivariate_normal(m, c).logpdf(X)
+            for w, m, c in zip(p.weights, p.means, covs)
+        ]
+    )

@@ -1,0 +1,202 @@
+"""The scikit-learn surface: conventions, return types, validation errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+from conftest import blobs
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SKGaussianMixture
+from sklearn.utils.estimator_checks import check_estimator
+
+from daskgmm import EmptyComponentWarning, GaussianMixture
+
+
+def test_sklearn_check_estimator():
+    results = check_estimator(GaussianMixture(), on_fail=None)
+    failed = [r for r in results if r["status"] == "failed"]
+    assert not failed, [(r["check_name"], r["exception"]) for r in failed]
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    assert skipped <= {"check_array_api_input"}
+
+
+def test_same_parameters_as_sklearn():
+    ours = set(GaussianMixture().get_params())
+    assert set(SKGaussianMixture().get_params()) <= ours
+    gm = clone(GaussianMixture(4, covariance_type="diag", tol=1e-4))
+    assert gm.get_params()["n_components"] == 4 and gm.covariance_type == "diag"
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_numpy_in_numpy_out_dask_in_dask_out(covariance_type, scheduler):
+    X, _ = blobs(600, 3, 3)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert isinstance(gm.predict(X), np.ndarray)
+    Xd = da.from_array(X, chunks=(100, 3))
+    for method, shape in [("predict", (600,)), ("predict_proba", (600, 3)), ("score_samples", (600,))]:
+        lazy = getattr(gm, method)(Xd)
+        assert isinstance(lazy, da.Array) and lazy.shape == shape
+        np.testing.assert_allclose(lazy.compute(), getattr(gm, method)(X))
+    np.testing.assert_allclose(gm.predict_proba(X).sum(1), 1.0)
+    labels = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit_predict(Xd)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), gm.predict(X))
+    assert gm.score(Xd) == pytest.approx(gm.score(X))
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_init_methods_find_the_clusters(init_params):
+    X, truth = blobs(1500, 2, 3, seed=3, sep=10.0)
+    gm = GaussianMixture(3, init_params=init_params, random_state=0, n_init=2, max_iter=300).fit(
+        da.from_array(X, chunks=(400, 2))
+    )
+    sk = SKGaussianMixture(3, init_params=init_params, random_state=0, n_init=2, max_iter=300).fit(X)
+    assert gm.converged_
+    assert gm.score(X) == pytest.approx(sk.score(X), abs=1e-3)
+
+
+def test_small_data_kmeans_init_matches_sklearn_exactly():
+    X, _ = blobs(500, 3, 3, seed=11, sep=3.0)
+    gm = GaussianMixture(3, random_state=7).fit(X)
+    sk = SKGaussianMixture(3, random_state=7).fit(X)
+    np.testing.assert_allclose(gm.means_, sk.means_, rtol=1e-8)
+    assert gm.lower_bounds_ == pytest.approx(sk.lower_bounds_, rel=1e-10)
+
+
+def test_warm_start_continues_from_previous_fit():
+    X, _ = blobs(800, 2, 3, seed=4, sep=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(3, warm_start=True, max_iter=3, tol=0, random_state=0)
+        gm.fit(X)
+        gm.fit(X)
+        once = GaussianMixture(3, max_iter=6, tol=0, random_state=0).fit(X)
+    np.testing.assert_allclose(gm.means_, once.means_, rtol=1e-10)
+
+
+def test_n_init_keeps_the_best_lower_bound():
+    X, _ = blobs(800, 2, 4, seed=5, sep=3.0)
+    fits = [GaussianMixture(4, init_params="random", random_state=s).fit(X).lower_bound_ for s in range(3)]
+    best = GaussianMixture(4, init_params="random", n_init=3, random_state=0).fit(X)
+    assert best.lower_bound_ >= min(fits)
+    assert best.lower_bound_ == best.lower_bounds_[-1]
+
+
+def test_convergence_warning_and_max_iter_zero():
+    X, _ = blobs(300, 2, 2)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        GaussianMixture(2, max_iter=1, tol=0, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm = GaussianMixture(2, max_iter=0, random_state=0).fit(X)
+    assert gm.n_iter_ == 0 and gm.lower_bounds_ == [] and not gm.converged_
+
+
+def test_sample_matches_sklearn_shapes_and_statistics():
+    X, _ = blobs(2000, 2, 2, seed=6)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    Xs, ys = gm.sample(50_000)
+    assert Xs.shape == (50_000, 2) and ys.shape == (50_000,)
+    np.testing.assert_allclose(Xs[ys == 0].mean(0), gm.means_[0], atol=0.05)
+    with pytest.raises(ValueError, match="n_samples"):
+        gm.sample(0)
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        GaussianMixture().predict(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_nan_or_inf_input(lazy):
+    X, _ = blobs(300, 2, 2)
+    X[10, 0] = np.inf
+    Xin = da.from_array(X, chunks=(100, 2)) if lazy else X
+    with pytest.raises(ValueError, match="(?i)(NaN|infinity)"):
+        GaussianMixture(2, random_state=0).fit(Xin)
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.zeros(10), "Expected 2D array"),
+        (np.zeros((4, 2, 2)), "Found array with dim 3"),
+        (da.zeros(10, chunks=5), r"Expected a 2-D array for X .* 1 dimension"),
+        (da.zeros((4, 2, 2), chunks=2), r"Expected a 2-D array for X .* 3 dimension"),
+        (da.zeros((4, 2), chunks=2, dtype=complex), "must hold real numbers"),
+    ],
+)
+def test_wrong_dimensions(X, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(1).fit(X)
+
+
+def test_unknown_chunk_sizes_are_explained():
+    X = da.from_array(np.ones((10, 2)), chunks=5)
+    X = X[X[:, 0] > 0]
+    with pytest.raises(ValueError, match="unknown chunk sizes.*compute_chunk_sizes"):
+        GaussianMixture(1).fit(X)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_fewer_samples_than_components(lazy):
+    X = np.random.default_rng(0).normal(size=(3, 2))
+    with pytest.raises(ValueError, match="Expected n_samples >= n_components but got n_components = 5, n_samples = 3"):
+        GaussianMixture(5).fit(da.from_array(X) if lazy else X)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_feature_mismatch_at_predict(lazy):
+    gm = GaussianMixture(2, random_state=0).fit(blobs(200, 3, 2)[0])
+    X = np.zeros((5, 4))
+    with pytest.raises(ValueError, match="X has 4 features, but GaussianMixture is expecting 3 features"):
+        gm.predict(da.from_array(X) if lazy else X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_components=0), "'n_components' parameter .* must be an int in the range"),
+        (dict(covariance_type="bogus"), "'covariance_type' parameter"),
+        (dict(tol=-1.0), "'tol' parameter"),
+        (dict(init_params="nope"), "'init_params' parameter"),
+        (dict(persist="sometimes"), "'persist' parameter"),
+        (dict(weights_init=[0.5, 0.5, 0.0]), r"'weights_init' should have the shape of \(2,\)"),
+        (dict(weights_init=[0.7, 0.7]), r"'weights_init' should be normalized"),
+        (dict(means_init=np.zeros((2, 2))), r"'means_init' should have the shape of \(2, 3\)"),
+        (dict(precisions_init=np.ones((2, 3))), r"'precisions_init' should have the shape of \(2, 3, 3\)"),
+        (dict(precisions_init=-np.stack([np.eye(3)] * 2)), "should be positive-definite"),
+        (dict(covariance_type="diag", precisions_init=-np.ones((2, 3))), "'diag precision' should be positive"),
+    ],
+)
+def test_invalid_parameters_name_the_parameter(params, match):
+    kw = dict(n_components=2) | params
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture(**kw).fit(blobs(100, 3, 2)[0])
+
+
+def test_collapsed_component_is_reported_never_nan():
+    """A component started far from all data gets no samples: warned, by index, no NaN."""
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    means = np.array([[0.0, 0.0], [1e3, 1e3]])
+    gm = GaussianMixture(
+        2, means_init=means, weights_init=[0.5, 0.5], precisions_init=np.stack([np.eye(2)] * 2), max_iter=5
+    )
+    with pytest.warns(EmptyComponentWarning, match=r"Component\(s\) 1 received no samples"):
+        gm.fit(X)
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_"]:
+        assert np.isfinite(getattr(gm, name)).all()
+    assert gm.weights_[1] < 1e-10
+
+
+def test_singular_covariance_without_regularisation_names_component():
+    X = np.vstack([np.random.default_rng(0).normal(size=(100, 2)), np.ones((50, 2)) * 10])
+    with pytest.raises(ValueError, match=r"component\(s\) \d+ is not positive definite after adding reg_covar=0"):
+        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)

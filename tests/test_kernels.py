@@ -1,0 +1,124 @@
+"""Chunk kernels against naive references (scipy.stats densities, plain NumPy sums)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import TYPES, naive_weighted_log_prob, random_params
+
+from daskgmm import kernels
+from daskgmm.params import GMMParams, SufficientStatistics
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_log_prob_matches_scipy(covariance_type):
+    p = random_params(covariance_type)
+    X = np.random.default_rng(2).normal(scale=3, size=(5000, 4))
+    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    want = naive_weighted_log_prob(X, p)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    lse = np.logaddexp.reduce(want, axis=1)
+    np.testing.assert_allclose(kernels.chunk_score_samples(X, *p.kernel_args), lse, rtol=1e-10)
+    resp = kernels.chunk_responsibilities(X, *p.kernel_args)
+    np.testing.assert_allclose(resp, np.exp(want - lse[:, None]), atol=1e-12)
+    np.testing.assert_array_equal(kernels.chunk_labels(X, *p.kernel_args), want.argmax(axis=1))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_statistics_match_naive_sums(covariance_type):
+    p = random_params(covariance_type)
+    X = np.random.default_rng(3).normal(scale=3, size=(7000, 4))  # several sub-blocks
+    vec = kernels.chunk_statistics(X, *p.kernel_args)[0]
+    st = SufficientStatistics.from_vector(vec, p.means, covariance_type)
+    wlp = naive_weighted_log_prob(X, p)
+    lse = np.logaddexp.reduce(wlp, axis=1)
+    r = np.exp(wlp - lse[:, None])
+    diff = X[None] - p.means[:, None]
+    assert st.n_samples == 7000 and st.n_nonfinite == 0
+    np.testing.assert_allclose(st.log_lik_sum, lse.sum(), rtol=1e-12)
+    np.testing.assert_allclose(st.nk, r.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-10, atol=1e-9)
+    full = np.einsum("nk,kni,knj->kij", r, diff, diff)
+    want = {
+        "full": full,
+        "tied": full.sum(0),
+        "diag": np.einsum("kii->ki", full),
+        "spherical": np.einsum("kii->ki", full),
+    }[covariance_type]
+    np.testing.assert_allclose(st.Sk, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_statistics_of_parts_add_up(covariance_type):
+    """Summarising X in parts (uneven, one empty) equals summarising it at once."""
+    p = random_params(covariance_type)
+    X = np.random.default_rng(4).normal(scale=3, size=(3001, 4))
+    whole = kernels.chunk_statistics(X, *p.kernel_args)
+    parts = sum(
+        kernels.chunk_statistics(X[a:b], *p.kernel_args)
+        for a, b in [(0, 1), (1, 1), (1, 1000), (1000, 3001)]
+    )
+    np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-9)
+
+
+def test_empty_chunk_gives_zero_statistics():
+    p = random_params("full")
+    out = kernels.chunk_statistics(np.empty((0, 4)), *p.kernel_args)
+    assert out.shape == (1, kernels.StatsLayout(3, 4, "full").size)
+    assert not out.any()
+
+
+def test_nonfinite_rows_are_counted_and_left_out():
+    p = random_params("diag")
+    X = np.random.default_rng(5).normal(size=(100, 4))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    bad[50, 0] = np.inf
+    st = SufficientStatistics.from_vector(
+        kernels.chunk_statistics(bad, *p.kernel_args)[0], p.means, "diag"
+    )
+    ok = SufficientStatistics.from_vector(
+        kernels.chunk_statistics(np.delete(X, [3, 50], axis=0), *p.kernel_args)[0], p.means, "diag"
+    )
+    assert st.n_nonfinite == 2
+    np.testing.assert_allclose(st.nk, ok.nk)
+    np.testing.assert_allclose(st.Sk, ok.Sk)
+
+
+def test_float32_block_stays_accurate_far_from_origin():
+    """Centring on the means keeps float32 statistics accurate for offset data."""
+    rng = np.random.default_rng(6)
+    X64 = rng.normal(size=(20000, 3)) + 1e4
+    p = GMMParams(
+        np.array([1.0]),
+        X64.mean(0, keepdims=True),
+        np.eye(3)[None],
+        np.eye(3)[None],
+        "full",
+    )
+    v32 = kernels.chunk_statistics(X64.astype(np.float32), *p.kernel_args)[0]
+    st = SufficientStatistics.from_vector(v32, p.means, "full")
+    cov = st.Sk[0] / st.nk[0] - np.outer(st.sk[0], st.sk[0]) / st.nk[0] ** 2
+    np.testing.assert_allclose(cov, np.cov(X64.astype(np.float32).astype(np.float64).T, bias=True), atol=2e-3)
+
+
+def test_assignment_statistics_use_nearest_centre():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(500, 2))
+    C = np.array([[0.0, 0.0], [3.0, 3.0]])
+    st = SufficientStatistics.from_vector(
+        kernels.chunk_assignment_statistics(X, C, "diag")[0], C, "diag"
+    )
+    lab = ((X[:, None] - C[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_allclose(st.nk, np.bincount(lab, minlength=2))
+    np.testing.assert_allclose(st.log_lik_sum, ((X - C[lab]) ** 2).sum())
+
+
+def test_random_responsibilities_do_not_depend_on_chunking():
+    X = np.random.default_rng(8).normal(size=(1000, 3))
+    C = np.zeros((5, 3))
+
+    def run(a, b):
+        info = [{"array-location": [(a, b), (0, 3)]}]
+        return kernels.chunk_random_statistics(X[a:b], C, "full", 42, block_info=info)
+
+    np.testing.assert_allclose(run(0, 1000), run(0, 333) + run(333, 1000), rtol=1e-12)

@@ -1,0 +1,56 @@
+"""M-step and parameter conversions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daskgmm.errors import EmptyComponentWarning
+from daskgmm.params import (
+    SufficientStatistics,
+    covariances_from_precision_cholesky,
+    m_step,
+    precision_cholesky_from_covariances,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+
+from helpers import TYPES, random_params
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_conversions_round_trip(covariance_type):
+    p = random_params(covariance_type)
+    pc = precision_cholesky_from_covariances(p.covariances, covariance_type)
+    np.testing.assert_allclose(
+        covariances_from_precision_cholesky(pc, covariance_type), p.covariances, rtol=1e-10
+    )
+    prec = precisions_from_cholesky(pc, covariance_type)
+    np.testing.assert_allclose(precision_cholesky_from_precisions(prec, covariance_type), pc, rtol=1e-8)
+    if covariance_type in ("full", "tied"):
+        np.testing.assert_allclose(prec @ p.covariances, np.broadcast_to(np.eye(4), prec.shape), atol=1e-10)
+
+
+def _stats(nk, sk, Sk, centers, n):
+    return SufficientStatistics(0.0, n, 0, np.asarray(nk, float), np.asarray(sk, float), np.asarray(Sk, float), np.asarray(centers, float))
+
+
+def test_empty_component_keeps_previous_parameters_and_warns():
+    prev = random_params("full", k=2, d=2)
+    nk = np.array([10.0, 0.0])
+    sk = np.zeros((2, 2))
+    Sk = np.stack([np.eye(2) * 10, np.zeros((2, 2))])
+    with pytest.warns(EmptyComponentWarning, match=r"Component\(s\) 1 received no samples"):
+        new = m_step(_stats(nk, sk, Sk, prev.means, 10), prev, 1e-6, eps=np.finfo(float).eps)
+    np.testing.assert_array_equal(new.means[1], prev.means[1])
+    np.testing.assert_array_equal(new.covariances[1], prev.covariances[1])
+    assert new.weights[1] < 1e-14 and np.isfinite(new.precisions_cholesky).all()
+
+
+def test_not_positive_definite_covariance_names_the_component():
+    prev = random_params("full", k=2, d=2)
+    Sk = np.stack([np.eye(2) * 10, np.array([[1.0, 2.0], [2.0, 1.0]]) * 10])
+    with pytest.raises(ValueError, match=r"component\(s\) 1 is not positive definite after adding reg_covar"):
+        m_step(_stats([10.0, 10.0], np.zeros((2, 2)), Sk, prev.means, 20), prev, 1e-6, eps=1e-16)
+    with pytest.raises(ValueError, match=r"component\(s\) 0 "):
+        precision_cholesky_from_covariances(np.array([[-1.0, 1.0], [1.0, 1.0]]), "diag")
