@@ -1,0 +1,121 @@
+"""EM iteration speed and peak memory: daskgmm against scikit-learn, in one run.
+
+Both estimators fit the same in-memory data from the same initial parameters,
+with ``tol=0`` and a fixed number of iterations. Seconds per iteration are the
+median of the per-iteration times that each prints with ``verbose=2``
+(scikit-learn's format, which daskgmm keeps); peak memory is the largest
+resident size seen during the fit, above the resident size just before it.
+
+    python benchmarks/bench_em.py                      # 1,000,000 x 16, k=8, full
+    python benchmarks/bench_em.py --n-samples 200000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import threading
+import time
+import warnings
+
+import numpy as np
+import psutil
+
+
+class PeakRSS:
+    """Largest resident set size of this process while the block runs (sampled)."""
+
+    def __init__(self, interval=0.002):
+        self.interval = interval
+        self.proc = psutil.Process()
+
+    def __enter__(self):
+        self.base = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    @property
+    def extra(self):
+        return self.peak - self.base
+
+
+def make_data(n, d, k, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=8.0, size=(k, d))
+    lab = rng.integers(k, size=n)
+    X = rng.standard_normal((n, d))
+    X *= rng.uniform(0.5, 1.5, size=(k, d))[lab]
+    X += means[lab]
+    return X.astype(dtype, copy=False), means
+
+
+def timed_fit(make, X, iters):
+    """Fit with verbose=2 and return (median seconds per iteration, peak extra bytes, model)."""
+    est = make(verbose=2, verbose_interval=1, max_iter=iters, tol=0.0)
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(out), PeakRSS() as mem:
+            t0 = time.perf_counter()
+            est.fit(X)
+            total = time.perf_counter() - t0
+    lapses = [float(s) for s in re.findall(r"time lapse ([0-9.]+)s\t ll change", out.getvalue())]
+    return float(np.median(lapses)), mem.extra, total, est
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=1_000_000)
+    parser.add_argument("--n-features", type=int, default=16)
+    parser.add_argument("--n-components", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--skip-sklearn", action="store_true")
+    args = parser.parse_args()
+
+    from sklearn.mixture import GaussianMixture as SKGaussianMixture
+
+    import daskgmm
+
+    n, d, k = args.n_samples, args.n_features, args.n_components
+    X, means = make_data(n, d, k, dtype=np.dtype(args.dtype))
+    start = dict(
+        weights_init=np.full(k, 1.0 / k),
+        means_init=means + 0.5,
+        precisions_init=np.stack([np.eye(d)] * k),
+    )
+    print(
+        f"data: {n:,} x {d} {args.dtype} ({X.nbytes / 2**20:.0f} MiB), k={k}, full covariance, "
+        f"{args.iterations} iterations, tol=0; {psutil.cpu_count()} cores"
+    )
+    common = dict(n_components=k, covariance_type="full", **start)
+    ours = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations)
+    rows = [("daskgmm (threads)", ours)]
+    if not args.skip_sklearn:
+        ref = timed_fit(lambda **kw: SKGaussianMixture(**common, **kw), X, args.iterations)
+        rows.append(("scikit-learn", ref))
+        gap = np.max(np.abs(np.array(ours[3].lower_bounds_) - ref[3].lower_bounds_))
+    print(f"{'':20s} {'s/iteration':>12s} {'fit total s':>12s} {'peak extra MiB':>15s} {'x data':>7s}")
+    for name, (sec, extra, total, _) in rows:
+        print(f"{name:20s} {sec:12.3f} {total:12.2f} {extra / 2**20:15.0f} {extra / X.nbytes:7.2f}")
+    if not args.skip_sklearn:
+        print(f"speed-up per iteration (scikit-learn / daskgmm): {ref[0] / ours[0]:.2f}x")
+        print(f"largest lower-bound difference between the two: {gap:.2e}")
+
+
+if __name__ == "__main__":
+    main()
