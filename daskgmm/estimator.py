@@ -57,10 +57,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The number of EM iterations to perform.
     n_init : int, default=1
         The number of initialisations; the best result is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'k-means||', 'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='k-means||'
         The method used to initialise the weights, means and precisions.
-        'kmeans' and 'k-means++' run on a uniform sample of at most 100,000
-        rows on the client (on all rows when there are fewer).
+        'k-means||' is scalable k-means++ (Bahmani et al. 2012) over all rows:
+        ``init_rounds`` sampling passes, one weighting pass, ``init_lloyd_iter``
+        Lloyd passes and one pass for the parameters of the final assignment.
+        It is the default because it finds well-separated clusters at least as
+        reliably as 'kmeans' (scikit-learn's default) while touching the data
+        only a fixed number of times. 'kmeans' and 'k-means++' run on a uniform
+        sample of at most 100,000 rows on the client (all rows when fewer).
     weights_init : array-like of shape (n_components,), default=None
         The user-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -76,6 +82,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Enable verbose output (1: iterations, 2: also times and lower bounds).
     verbose_interval : int, default=10
         Number of iterations between two verbose messages.
+    init_rounds : int, default=5
+        Sampling rounds of 'k-means||' (one pass each).
+    init_oversampling : float, default=2.0
+        Oversampling factor of 'k-means||': each round samples about
+        ``init_oversampling * n_components`` candidate centres.
+    init_lloyd_iter : int, default=1
+        Distributed Lloyd iterations (one pass each) that refine the 'k-means||'
+        centres before the initial parameters are taken.
     persist : {'auto', True, False}, default='auto'
         Keep Dask input in (cluster) memory during the fit. ``'auto'`` persists
         data that fits comfortably in memory; ``False`` re-reads it from its
@@ -121,6 +135,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "init_rounds": [Interval(Integral, 1, None, closed="left")],
+        "init_oversampling": [Interval(Real, 0.0, None, closed="neither")],
+        "init_lloyd_iter": [Interval(Integral, 0, None, closed="left")],
         "persist": [StrOptions({"auto"}), "boolean"],
     }
 
@@ -133,7 +150,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         max_iter=100,
         n_init=1,
-        init_params="kmeans",
+        init_params="k-means||",
         weights_init=None,
         means_init=None,
         precisions_init=None,
@@ -141,6 +158,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        init_rounds=5,
+        init_oversampling=2.0,
+        init_lloyd_iter=1,
         persist="auto",
     ):
         self.n_components = n_components
@@ -157,6 +177,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.init_rounds = init_rounds
+        self.init_oversampling = init_oversampling
+        self.init_lloyd_iter = init_lloyd_iter
         self.persist = persist
 
     # ------------------------------------------------------------------ input
@@ -217,6 +240,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             random_state,
             reg_covar=self.reg_covar,
             eps=eps,
+            kmeans_parallel_options=dict(
+                n_rounds=self.init_rounds,
+                oversampling=self.init_oversampling,
+                lloyd_iter=self.init_lloyd_iter,
+            ),
         )
         weights = p.weights if init_w is None else init_w
         means = p.means if init_m is None else init_m

@@ -10,10 +10,17 @@ scikit-learn's methods, made to work on data that stays on the workers:
   ``reg_covar * I``, as in scikit-learn.
 * ``'random'``: random responsibilities for every row, drawn from a counter-based
   generator so they do not depend on the chunking; one pass.
+* ``'k-means||'``: scalable k-means++ (Bahmani et al. 2012) over all rows, see
+  :func:`kmeans_parallel`, then the parameters of the final hard assignment.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import dask
 import dask.array as da
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -22,9 +29,17 @@ from . import kernels
 from .em import check_finite, compute, reduce_chunks
 from .params import GMMParams, SufficientStatistics, params_from_statistics
 
-__all__ = ["INIT_METHODS", "initial_parameters", "sample_rows"]
+__all__ = [
+    "INIT_METHODS",
+    "KMeansParallelResult",
+    "initial_parameters",
+    "kmeans_parallel",
+    "sample_rows",
+]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+logger = logging.getLogger(__name__)
+
+INIT_METHODS = ("k-means||", "kmeans", "k-means++", "random", "random_from_data")
 
 #: Rows that the client-side k-means of ``'kmeans'`` and ``'k-means++'`` look at.
 SAMPLE_SIZE = 100_000
@@ -77,6 +92,132 @@ def params_from_centers(X, centers, covariance_type, reg_covar, eps) -> GMMParam
     )
 
 
+@dataclass
+class KMeansParallelResult:
+    """What k-means|| found, and what it cost."""
+
+    centers: np.ndarray
+    candidates: np.ndarray
+    candidate_weights: np.ndarray
+    phi: list[float] = field(default_factory=list)  # cost before each round
+    passes: int = 0  # full passes over the data
+
+
+def _distinct_rows(a: np.ndarray) -> int:
+    return len(np.unique(a, axis=0)) if len(a) else 0
+
+
+def _first_center(X: da.Array, random_state) -> np.ndarray:
+    """A uniformly drawn row: reads only the chunk that holds it."""
+    i = int(random_state.randint(X.shape[0]))
+    (row,) = compute(X[i : i + 1])
+    row = np.asarray(row, dtype=np.float64)
+    _check_rows_finite(row)
+    return row
+
+
+def kmeans_parallel(
+    X: da.Array,
+    n_clusters: int,
+    random_state: np.random.RandomState,
+    *,
+    n_rounds: int = 5,
+    oversampling: float = 2.0,
+    max_rounds: int = 20,
+) -> KMeansParallelResult:
+    """k-means|| (Bahmani et al. 2012, "Scalable K-Means++") over the chunks of ``X``.
+
+    1. The first centre is a uniformly drawn row.
+    2. ``n_rounds`` rounds, each one pass over the data: every row is kept
+       independently with probability ``l * d^2(x, C) / phi(C)``,
+       ``l = oversampling * n_clusters``; the cost ``phi`` and the draws come from
+       the same pass (see :func:`kernels.chunk_kmeans_parallel_round`). More
+       rounds (up to ``max_rounds``) are run while there are fewer distinct
+       candidates than clusters and the cost is not zero.
+    3. One pass weights each candidate by the number of rows nearest to it.
+    4. On the client, weighted k-means++ seeding plus weighted Lloyd on the
+       candidates reduce them to ``n_clusters`` centres.
+
+    Draws depend on ``random_state`` and on global row indices only: the same
+    data and seed give the same centres whatever the chunking or scheduler.
+    Raises ValueError when the data has fewer distinct rows than ``n_clusters``.
+    """
+    ell = oversampling * n_clusters
+    seed = int(random_state.randint(np.iinfo(np.int32).max))
+    result = KMeansParallelResult(_first_center(X, random_state), np.empty(0), np.empty(0))
+    candidates = result.centers
+    blocks = X.to_delayed().ravel()
+    offsets = np.cumsum((0,) + X.chunks[0])
+    for r in range(max_rounds):
+        if r >= n_rounds and _distinct_rows(candidates) >= n_clusters:
+            break
+        centers = dask.delayed(candidates, pure=True)
+        parts = [
+            dask.delayed(kernels.chunk_kmeans_parallel_round, pure=True)(
+                b,
+                centers,
+                ell,
+                seed,
+                r,
+                block_info=[{"array-location": [(int(offsets[i]), int(offsets[i + 1]))]}],
+            )
+            for i, b in enumerate(blocks)
+        ]
+        (parts,) = compute(parts)
+        result.passes += 1
+        phi = float(np.sum([p[0] for p in parts]))
+        bad = sum(p[1] for p in parts)
+        if bad:
+            raise ValueError(
+                f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
+                "non-finite value."
+            )
+        result.phi.append(phi)
+        rows = np.concatenate([p[2] for p in parts])
+        d2 = np.concatenate([p[3] for p in parts])
+        u = np.concatenate([p[4] for p in parts])
+        chosen = rows[u * phi < ell * d2]
+        logger.info("k-means|| round %d: cost %.6g, %d new candidates", r + 1, phi, len(chosen))
+        candidates = np.concatenate([candidates, chosen])
+        if phi == 0.0:
+            break
+    n_distinct = _distinct_rows(candidates)
+    if n_distinct < n_clusters:
+        raise ValueError(
+            f"X has only {n_distinct} distinct row(s), fewer than n_components={n_clusters}: "
+            "a mixture cannot have more components than distinct points."
+        )
+    (weights,) = compute(
+        reduce_chunks(X, kernels.chunk_nearest_counts, candidates, size=len(candidates))
+    )
+    result.passes += 1
+    keep = weights > 0
+    cand, w = candidates[keep], weights[keep]
+    with warnings.catch_warnings():
+        # duplicates among candidates are expected and harmless here
+        warnings.simplefilter("ignore", category=UserWarning)
+        km = KMeans(n_clusters, init="k-means++", n_init=1, random_state=random_state)
+        km.fit(cand, sample_weight=w)
+    result.centers = km.cluster_centers_
+    result.candidates, result.candidate_weights = candidates, weights
+    return result
+
+
+def _lloyd(X, centers, n_iter, covariance_type):
+    """``n_iter`` distributed Lloyd steps, then the statistics of the final assignment.
+
+    Each step is one pass; the statistics of the last pass give both the last
+    Lloyd update and the mixture parameters (``n_iter + 1`` passes in all).
+    """
+    stats = _pass_statistics(X, kernels.chunk_assignment_statistics, centers, covariance_type)
+    for _ in range(n_iter):
+        nonempty = stats.nk > 0
+        centers = centers.copy()
+        centers[nonempty] += stats.sk[nonempty] / stats.nk[nonempty, None]
+        stats = _pass_statistics(X, kernels.chunk_assignment_statistics, centers, covariance_type)
+    return stats
+
+
 def initial_parameters(
     X: da.Array,
     n_components: int,
@@ -86,9 +227,22 @@ def initial_parameters(
     *,
     reg_covar: float,
     eps: float,
+    kmeans_parallel_options: dict | None = None,
 ) -> GMMParams:
-    """Initial parameters by ``method`` (one of :data:`INIT_METHODS`)."""
+    """Initial parameters by ``method`` (one of :data:`INIT_METHODS`).
+
+    ``kmeans_parallel_options`` (``n_rounds``, ``oversampling``, ``lloyd_iter``)
+    tune ``'k-means||'``.
+    """
     n = X.shape[0]
+    if method == "k-means||":
+        opts = dict(kmeans_parallel_options or {})
+        lloyd_iter = opts.pop("lloyd_iter", 1)
+        found = kmeans_parallel(X, n_components, random_state, **opts)
+        stats = _lloyd(X, found.centers, lloyd_iter, covariance_type)
+        return params_from_statistics(
+            stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
+        )
     if method == "kmeans":
         sample = sample_rows(X, SAMPLE_SIZE, random_state)
         _check_rows_finite(sample)

@@ -28,6 +28,8 @@ __all__ = [
     "chunk_statistics",
     "chunk_assignment_statistics",
     "chunk_random_statistics",
+    "chunk_kmeans_parallel_round",
+    "chunk_nearest_counts",
     "chunk_log_prob",
     "chunk_responsibilities",
     "chunk_labels",
@@ -311,14 +313,16 @@ def chunk_assignment_statistics(block, centers, covariance_type):
     return acc.result(block.shape[0])
 
 
-def _row_uniforms(seed, row_start, n_rows, n_columns):
+def _row_uniforms(seed, row_start, n_rows, n_columns, stream=0):
     """Uniform draws for rows ``row_start:row_start+n_rows``, the same whatever the chunking.
 
-    Philox is counter-based: row i always starts at counter ``i * ceil(K/4)``.
+    Philox is counter-based: row i always starts at counter ``i * ceil(K/4)``;
+    ``stream`` selects an independent sequence for the same seed.
     """
     per_row = -(-n_columns // 4)
     counter = np.array([row_start * per_row, 0, 0, 0], dtype=np.uint64)
-    gen = np.random.Generator(np.random.Philox(key=seed, counter=counter))
+    key = np.array([seed, stream], dtype=np.uint64)
+    gen = np.random.Generator(np.random.Philox(key=key, counter=counter))
     return gen.random((n_rows, 4 * per_row))[:, :n_columns]
 
 
@@ -343,6 +347,76 @@ def chunk_random_statistics(block, centers, covariance_type, seed, block_info=No
         finite = np.isfinite(diff).all(axis=(0, 2))
         acc.add(diff, resp, finite, np.zeros(b))
     return acc.result(block.shape[0])
+
+
+def _nearest(block, centers):
+    """Index of the nearest centre and the squared distance to it, for each row.
+
+    Distances to all centres come from one GEMM (``|x|^2 - 2 x.c + |c|^2``);
+    the distance to the chosen centre is then recomputed directly, so that it
+    is exact (zero for a row equal to a centre) whatever the offset of the data.
+    """
+    x = block.astype(np.float64, copy=False)
+    c = np.asarray(centers, dtype=np.float64)
+    approx = (c * c).sum(axis=1)[None, :] - 2.0 * (x @ c.T)
+    label = approx.argmin(axis=1)
+    diff = x - c[label]
+    return label, np.einsum("nd,nd->n", diff, diff)
+
+
+def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, block_info=None):
+    """One k-means|| round on one chunk: its cost and its sampled rows, in one pass.
+
+    Row x is selected when ``u_x * phi < l * d^2(x, C)`` with ``u_x`` a uniform
+    draw fixed by (seed, round, global row index) and ``phi`` the cost of the
+    whole data set, which no chunk knows. Since ``phi >= phi_chunk``, every row
+    that can be selected satisfies ``u_x * phi_chunk < l * d^2``: the chunk
+    returns those (at most ``l`` expected) with ``d^2`` and ``u``, and the client
+    applies the exact test once ``phi`` is summed. Returns
+    ``(phi_chunk, n_nonfinite, rows, d2, u, row_index)``.
+    """
+    block = _as_2d(block)
+    row0 = block_info[0]["array-location"][0][0] if block_info else 0
+    n, d = block.shape
+    phi, bad = 0.0, 0
+    keep_rows, keep_d2, keep_u, keep_idx = [], [], [], []
+    if n:
+        step = 8192
+        d2 = np.empty(n)
+        for start in range(0, n, step):
+            d2[start : start + step] = _nearest(block[start : start + step], centers)[1]
+        finite = np.isfinite(d2)
+        bad = int(np.count_nonzero(~finite))
+        d2[~finite] = 0.0
+        phi = float(d2.sum())
+        u = _row_uniforms(seed, row0, n, 1, stream=round_ + 1)[:, 0]
+        sel = np.flatnonzero(u * phi < oversampling * d2)
+        keep_rows.append(block[sel].astype(np.float64))
+        keep_d2.append(d2[sel])
+        keep_u.append(u[sel])
+        keep_idx.append(sel + row0)
+    empty = np.empty(0)
+    return (
+        phi,
+        bad,
+        np.concatenate(keep_rows) if keep_rows else np.empty((0, d)),
+        np.concatenate(keep_d2) if keep_d2 else empty,
+        np.concatenate(keep_u) if keep_u else empty,
+        np.concatenate(keep_idx) if keep_idx else np.empty(0, dtype=np.int64),
+    )
+
+
+def chunk_nearest_counts(block, centers):
+    """Number of rows nearest to each centre, as a (1, n_centers) float64 row."""
+    block = _as_2d(block)
+    k = len(centers)
+    counts = np.zeros(k)
+    for start in range(0, block.shape[0], 8192):
+        sub = block[start : start + 8192]
+        ok = np.isfinite(sub).all(axis=1)
+        label = _nearest(sub[ok], centers)[0]
+        counts += np.bincount(label, minlength=k)
+    return counts[None, :]
 
 
 def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype):

@@ -48,21 +48,22 @@ def test_numpy_in_numpy_out_dask_in_dask_out(covariance_type, scheduler):
     assert gm.score(Xd) == pytest.approx(gm.score(X))
 
 
-@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("init_params", ["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
 def test_init_methods_find_the_clusters(init_params):
     X, truth = blobs(1500, 2, 3, seed=3, sep=10.0)
     gm = GaussianMixture(3, init_params=init_params, random_state=0, n_init=2, max_iter=300).fit(
         da.from_array(X, chunks=(400, 2))
     )
-    sk = SKGaussianMixture(3, init_params=init_params, random_state=0, n_init=2, max_iter=300).fit(X)
+    sk_init = "kmeans" if init_params == "k-means||" else init_params
+    sk = SKGaussianMixture(3, init_params=sk_init, random_state=0, n_init=2, max_iter=300).fit(X)
     assert gm.converged_
     assert gm.score(X) == pytest.approx(sk.score(X), abs=1e-3)
 
 
 def test_small_data_kmeans_init_matches_sklearn_exactly():
     X, _ = blobs(500, 3, 3, seed=11, sep=3.0)
-    gm = GaussianMixture(3, random_state=7).fit(X)
-    sk = SKGaussianMixture(3, random_state=7).fit(X)
+    gm = GaussianMixture(3, init_params="kmeans", random_state=7).fit(X)
+    sk = SKGaussianMixture(3, init_params="kmeans", random_state=7).fit(X)
     np.testing.assert_allclose(gm.means_, sk.means_, rtol=1e-8)
     assert gm.lower_bounds_ == pytest.approx(sk.lower_bounds_, rel=1e-10)
 

@@ -1,0 +1,118 @@
+"""k-means|| (Bahmani et al. 2012) over Dask arrays, and the other initialisations."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from daskgmm import GaussianMixture
+from daskgmm.init import kmeans_parallel
+
+
+def thirty_clusters(seed=0, k=30, d=10):
+    """30 well-separated clusters in 10-D with unequal sizes (200 to 3,000 rows)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=10, size=(k, d))
+    sizes = rng.integers(200, 3000, size=k)
+    X = np.vstack([rng.normal(m, 1, size=(s, d)) for m, s in zip(means, sizes)])
+    truth = np.repeat(np.arange(k), sizes)
+    perm = rng.permutation(len(X))
+    return X[perm], truth[perm], means
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return thirty_clusters()
+
+
+def test_centres_hit_every_true_cluster_and_fit_recovers_truth(clusters):
+    X, truth, means = clusters
+    Xd = da.from_array(X, chunks=(4000, 10))
+    found = kmeans_parallel(Xd, 30, np.random.RandomState(0))
+    nearest_true = ((found.centers[:, None] - means[None]) ** 2).sum(-1).argmin(1)
+    assert len(np.unique(nearest_true)) == 30
+    assert found.candidate_weights.sum() == len(X)
+    assert found.passes == 6  # 5 sampling rounds + 1 weighting pass
+    gm = GaussianMixture(30, init_params="k-means||", random_state=0).fit(Xd)
+    assert adjusted_rand_score(truth, gm.predict(X)) >= 0.99
+
+
+def test_whole_initialisation_reads_the_data_at_most_8_times(clusters):
+    X = clusters[0]
+    lock, reads = threading.Lock(), [0]
+
+    def count(block):
+        with lock:
+            reads[0] += 1
+        return block
+
+    src = da.from_array(X, chunks=(4000, 10))
+    Xd = src.map_blocks(count, dtype=X.dtype, meta=np.empty((0, 0)))
+    GaussianMixture(30, max_iter=0, random_state=0, persist=False).fit(Xd)
+    # 5 rounds + weighting + 1 Lloyd + final assignment = 8 passes, plus the one
+    # chunk that holds the first centre.
+    assert reads[0] == 8 * src.numblocks[0] + 1
+
+
+def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):
+    X = clusters[0]
+    a = kmeans_parallel(da.from_array(X, chunks=(4000, 10)), 30, np.random.RandomState(3))
+    b = kmeans_parallel(da.from_array(X, chunks=(777, 10)), 30, np.random.RandomState(3))
+    with distributed_client.as_current(), dask.config.set(scheduler=distributed_client):
+        c = kmeans_parallel(da.from_array(X, chunks=(4000, 10)), 30, np.random.RandomState(3))
+    np.testing.assert_array_equal(a.candidates, b.candidates)
+    np.testing.assert_array_equal(a.candidate_weights, b.candidate_weights)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.centers, c.centers)
+
+
+def test_fits_are_deterministic_for_a_random_state(clusters):
+    Xd = da.from_array(clusters[0][:20000], chunks=(3000, 10))
+    a = GaussianMixture(30, random_state=5, max_iter=5).fit(Xd)
+    b = GaussianMixture(30, random_state=5, max_iter=5).fit(Xd)
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_all_rows_identical():
+    X = da.ones((1000, 3), chunks=300)
+    with pytest.raises(ValueError, match=r"X has only 1 distinct row\(s\), fewer than n_components=2"):
+        GaussianMixture(2).fit(X)
+    gm = GaussianMixture(1).fit(X)  # one component is fine
+    np.testing.assert_allclose(gm.means_, [[1.0, 1.0, 1.0]])
+
+
+def test_fewer_distinct_points_than_components_and_duplicates():
+    rows = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 9.0]]), [300, 10, 200], axis=0)
+    X = da.from_array(rows, chunks=100)
+    with pytest.raises(ValueError, match=r"only 3 distinct row\(s\), fewer than n_components=4"):
+        GaussianMixture(4, random_state=0).fit(X)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(gm.weights_), np.sort([300, 10, 200]) / 510, atol=1e-6)
+
+
+def test_empty_chunks_are_harmless(clusters):
+    X = clusters[0][:5000]
+    chunks = ((0, 2000, 0, 0, 3000, 0), (10,))
+    a = kmeans_parallel(da.from_array(X, chunks=chunks), 30, np.random.RandomState(1))
+    b = kmeans_parallel(da.from_array(X, chunks=(5000, 10)), 30, np.random.RandomState(1))
+    np.testing.assert_array_equal(a.centers, b.centers)
+
+
+def test_nan_is_reported_by_the_first_round():
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    X[100] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        GaussianMixture(2, random_state=1).fit(da.from_array(X, chunks=100))
+
+
+def test_options_are_exposed_and_validated():
+    X = da.from_array(thirty_clusters(k=5, d=3)[0], chunks=2000)
+    gm = GaussianMixture(5, init_rounds=2, init_oversampling=4.0, init_lloyd_iter=3, random_state=0).fit(X)
+    assert gm.converged_
+    with pytest.raises(ValueError, match="'init_oversampling' parameter"):
+        GaussianMixture(5, init_oversampling=0).fit(X)
