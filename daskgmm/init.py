@@ -44,6 +44,9 @@ INIT_METHODS = ("k-means||", "kmeans", "k-means++", "random", "random_from_data"
 #: Rows that the client-side k-means of ``'kmeans'`` and ``'k-means++'`` look at.
 SAMPLE_SIZE = 100_000
 
+#: Seedings of the client-side weighted k-means on the k-means|| candidates (no data passes).
+N_INIT_CANDIDATES = 10
+
 
 def sample_rows(X: da.Array, size: int, random_state: np.random.RandomState) -> np.ndarray:
     """A uniform sample of ``size`` rows (all rows, in order, if there are fewer)."""
@@ -196,7 +199,7 @@ def kmeans_parallel(
     with warnings.catch_warnings():
         # duplicates among candidates are expected and harmless here
         warnings.simplefilter("ignore", category=UserWarning)
-        km = KMeans(n_clusters, init="k-means++", n_init=1, random_state=random_state)
+        km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=random_state)
         km.fit(cand, sample_weight=w)
     result.centers = km.cluster_centers_
     result.candidates, result.candidate_weights = candidates, weights
