@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from numbers import Integral, Real
@@ -15,8 +16,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import checkpoint as ckpt
 from . import kernels
-from .data import Rows, as_rows, should_persist
+from .data import Rows, as_rows, fingerprint, should_persist
 from .em import EMResult, IterationInfo, compute, run_em
 from .errors import ConvergenceWarning
 from .init import INIT_METHODS, initial_parameters
@@ -30,6 +32,12 @@ from .params import (
 from .validation import check_initial_parameters
 
 __all__ = ["GaussianMixture"]
+
+
+def _astuple(result: EMResult | None):
+    if result is None:
+        return None
+    return (result.params, list(result.lower_bounds), result.n_iter, result.converged)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -90,6 +98,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     init_lloyd_iter : int, default=1
         Distributed Lloyd iterations (one pass each) that refine the 'k-means||'
         centres before the initial parameters are taken.
+    checkpoint : str or None, default=None
+        Path or URL of a Zarr group where the state of the fit is saved every
+        ``checkpoint_every`` iterations (and after each initialisation). Calling
+        ``fit`` again with the same checkpoint on the same data resumes from the
+        last complete state, with a result bitwise identical to an
+        uninterrupted fit; a finished checkpoint gives the finished model.
+    checkpoint_every : int, default=1
+        Iterations between two checkpoints.
+    checkpoint_overwrite : bool, default=False
+        Start over, replacing a checkpoint that belongs to other data or other
+        parameters (which is otherwise refused).
     persist : {'auto', True, False}, default='auto'
         Keep Dask input in (cluster) memory during the fit. ``'auto'`` persists
         data that fits comfortably in memory; ``False`` re-reads it from its
@@ -138,6 +157,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "init_rounds": [Interval(Integral, 1, None, closed="left")],
         "init_oversampling": [Interval(Real, 0.0, None, closed="neither")],
         "init_lloyd_iter": [Interval(Integral, 0, None, closed="left")],
+        "checkpoint": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint_overwrite": ["boolean"],
         "persist": [StrOptions({"auto"}), "boolean"],
     }
 
@@ -161,6 +183,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         init_rounds=5,
         init_oversampling=2.0,
         init_lloyd_iter=1,
+        checkpoint=None,
+        checkpoint_every=1,
+        checkpoint_overwrite=False,
         persist="auto",
     ):
         self.n_components = n_components
@@ -180,6 +205,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.init_rounds = init_rounds
         self.init_oversampling = init_oversampling
         self.init_lloyd_iter = init_lloyd_iter
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_overwrite = checkpoint_overwrite
         self.persist = persist
 
     # ------------------------------------------------------------------ input
@@ -265,6 +293,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
                 self._iter_prev_time = now
 
+    def _checkpointer(self, data) -> ckpt.Checkpoint | None:
+        if self.checkpoint is None:
+            return None
+        ignore = {"verbose", "verbose_interval", "checkpoint", "checkpoint_every",
+                  "checkpoint_overwrite", "persist"}
+        params = {k: v for k, v in self.get_params().items() if k not in ignore}
+        identity = ckpt.fit_identity(params, fingerprint(data))
+        return ckpt.Checkpoint(self.checkpoint, identity=identity, overwrite=self.checkpoint_overwrite)
+
+    def _iteration_callback(self, saver, init_index, lower_bounds, random_state, best):
+        """Verbose output and checkpoints after each EM iteration."""
+        so_far = list(lower_bounds)
+
+        def callback(info: IterationInfo) -> None:
+            so_far.append(info.lower_bound)
+            if self.verbose:
+                self._verbose_iteration(info)
+            # The end of an initialisation is saved by the caller.
+            last = info.converged or info.n_iter == self.max_iter
+            if saver is not None and info.n_iter % self.checkpoint_every == 0 and not last:
+                saver.save(
+                    ckpt.FitState(
+                        init_index, info.n_iter, info.params, so_far,
+                        random_state.get_state(), _astuple(best),
+                    )
+                )
+
+        return callback
+
     def _fit(self, X) -> Rows:
         self._validate_params()
         rows = self._rows(X, reset=True)
@@ -288,18 +345,31 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        callback = self._verbose_iteration if self.verbose else None
 
+        saver = self._checkpointer(data) if do_init else None
+        state = saver.load() if saver is not None else None
         best: EMResult | None = None
-        for i in range(n_init):
+        first = 0
+        if state is not None:
+            random_state.set_state(state.rng_state)
+            first = state.init
+            if state.best is not None:
+                best = EMResult(*state.best)
+        for i in range(first, n_init if state is None or state.status != "done" else 0):
             if self.verbose:
                 print("Initialization %d" % i)
                 self._init_prev_time = self._iter_prev_time = time.perf_counter()
-            if do_init:
+            lower_bounds: list[float] = []
+            start_iter = 0
+            if state is not None and state.init == i and state.params is not None:
+                params, lower_bounds, start_iter = state.params, state.lower_bounds, state.n_iter
+            elif do_init:
                 params = self._initial_params(data, init, random_state, eps)
-                lower_bound = -math.inf
+                if saver is not None:
+                    saver.save(ckpt.FitState(i, 0, params, [], random_state.get_state(), _astuple(best)))
             else:
-                params, lower_bound = self._params(), self.lower_bound_
+                params = self._params()
+            lower_bound = lower_bounds[-1] if lower_bounds else (-math.inf if do_init else self.lower_bound_)
             if self.max_iter == 0:
                 best = EMResult(params, [], 0, False)
                 continue
@@ -311,7 +381,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
                 eps=eps,
                 lower_bound=lower_bound,
-                callback=callback,
+                lower_bounds=lower_bounds,
+                start_iter=start_iter,
+                callback=self._iteration_callback(saver, i, lower_bounds, random_state, best),
             )
             if self.verbose:
                 msg = "converged" if result.converged else "did not converge"
@@ -324,6 +396,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 print(f"Initialization {msg}.{extra}")
             if best is None or not best.lower_bounds or result.lower_bound > best.lower_bound:
                 best = result
+            if saver is not None:
+                status = "done" if i == n_init - 1 else "running"
+                saver.save(ckpt.FitState(i + 1, 0, None, [], random_state.get_state(), _astuple(best), status))
 
         if not best.converged and self.max_iter > 0:
             warnings.warn(
@@ -426,6 +501,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def aic(self, X):
         """Akaike information criterion of the model on X (lower is better)."""
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # ---------------------------------------------------------------- storage
+
+    def save(self, path) -> None:
+        """Write the fitted model to a Zarr group at ``path`` (arrays + JSON, no pickle)."""
+        check_is_fitted(self)
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "converged_": bool(self.converged_),
+            "n_iter_": int(self.n_iter_),
+            "lower_bounds_": [float(b) for b in self.lower_bounds_],
+        }
+        ckpt.write_model(path, self._params(), self.get_params(), fitted)
+
+    @classmethod
+    def _from_stored(cls, params: GMMParams, est_params: dict, fitted: dict) -> "GaussianMixture":
+        simple = {
+            k: v for k, v in est_params.items()
+            if k in cls._parameter_constraints and not isinstance(v, dict)
+            and v != "RandomState instance"
+        }
+        gm = cls(**simple)
+        gm._set_params_attributes(params)
+        gm.n_features_in_ = params.n_features
+        gm.converged_ = bool(fitted.get("converged_", False))
+        gm.n_iter_ = int(fitted.get("n_iter_", 0))
+        gm.lower_bounds_ = list(fitted.get("lower_bounds_", []))
+        gm.lower_bound_ = gm.lower_bounds_[-1] if gm.lower_bounds_ else -math.inf
+        return gm
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (as scikit-learn: uses ``random_state``).

@@ -1,0 +1,344 @@
+"""Checkpoints and models as Zarr groups: arrays plus JSON attributes, never pickles.
+
+A checkpoint is a group whose root attribute ``daskgmm.current`` names the last
+complete state, a subgroup ``state-NNNNNNNN``. A new state is written completely
+into a new subgroup first; then the root attributes are rewritten to point at
+it, one small write (zarr writes each key whole: a temporary file renamed into
+place locally, a single PUT on object stores); only then is the previous state
+deleted. A process killed at any instant leaves a checkpoint that opens to the
+last complete state. Every array carries a SHA-256 of its bytes, so a truncated
+or altered file is detected when it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from .params import GMMParams
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "Checkpoint",
+    "FitState",
+    "inspect",
+    "read_model",
+    "write_model",
+]
+
+FORMAT = 1
+_PARAM_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model cannot be read: missing, foreign or corrupted."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint belongs to other data or other estimator parameters."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _write_array(group, name: str, value) -> str:
+    a = np.ascontiguousarray(value)
+    arr = group.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.shape or None, overwrite=True)
+    if a.size:
+        arr[...] = a
+    return _digest(a)
+
+
+def _read_array(group, name: str, digest: str, where: str) -> np.ndarray:
+    try:
+        a = np.asarray(group[name][...])
+    except Exception as exc:  # zarr raises many kinds on damaged files
+        raise CheckpointError(f"{where}: array {name!r} cannot be read ({exc})") from None
+    if _digest(a) != digest:
+        raise CheckpointError(
+            f"{where}: array {name!r} is corrupted (its checksum does not match the one recorded)"
+        )
+    return a
+
+
+def _open(path, mode: str):
+    try:
+        return zarr.open_group(store=path, mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise CheckpointError(f"no daskgmm checkpoint or model at {path!s}: {exc}") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path!s} is not a readable Zarr group: {exc}") from None
+
+
+def _meta(group, path) -> dict:
+    meta = group.attrs.get("daskgmm")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "kind" not in meta:
+        raise CheckpointError(f"{path!s} is a Zarr group, but not a daskgmm checkpoint or model")
+    return meta
+
+
+# ---------------------------------------------------------------------------
+# Parameters <-> group
+# ---------------------------------------------------------------------------
+
+
+def _write_params(group, params: GMMParams, prefix: str = "") -> dict:
+    return {
+        prefix + n: _write_array(group, prefix + n, getattr(params, n)) for n in _PARAM_ARRAYS
+    }
+
+
+def _read_params(group, digests: dict, covariance_type: str, where: str, prefix: str = ""):
+    values = {n: _read_array(group, prefix + n, digests[prefix + n], where) for n in _PARAM_ARRAYS}
+    return GMMParams(covariance_type=covariance_type, **values)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class FitState:
+    """Everything needed to continue a fit exactly where it was.
+
+    ``params`` is None when initialisation ``init`` has not started yet.
+    ``best`` holds the best finished initialisation so far:
+    ``(params, lower_bounds, n_iter, converged)``.
+    """
+
+    init: int
+    n_iter: int
+    params: GMMParams | None
+    lower_bounds: list[float]
+    rng_state: tuple
+    best: tuple | None
+    status: str = "running"  # or "done"
+
+
+class Checkpoint:
+    """The checkpoint of one fit, at a path or URL that Zarr can open."""
+
+    def __init__(self, path, *, identity: dict, overwrite: bool = False):
+        self.path = path
+        self.identity = identity  # estimator parameters and data fingerprint
+        self.overwrite = overwrite
+        self._seq = 0
+
+    def _root(self, mode="a"):
+        return zarr.open_group(store=self.path, mode=mode)
+
+    def load(self) -> FitState | None:
+        """The last complete state, None for a new checkpoint; refuses a foreign one."""
+        if self.overwrite:
+            return None
+        try:
+            root = zarr.open_group(store=self.path, mode="r")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            return None
+        meta = _meta(root, self.path)
+        if meta["kind"] != "checkpoint":
+            raise CheckpointError(f"{self.path!s} holds a daskgmm {meta['kind']}, not a checkpoint")
+        diffs = _differences(meta.get("identity", {}), self.identity)
+        if diffs:
+            raise CheckpointMismatchError(
+                f"the checkpoint at {self.path!s} belongs to a different fit: "
+                + "; ".join(diffs)
+                + ". Pass checkpoint_overwrite=True to start over."
+            )
+        current = meta.get("current")
+        if current is None:
+            return None
+        self._seq = int(current.split("-")[1])
+        return _read_state(root[current], f"{self.path!s}/{current}", self.identity["params"]["covariance_type"])
+
+    def save(self, state: FitState) -> None:
+        root = self._root("w" if self.overwrite and self._seq == 0 else "a")
+        self.overwrite = False
+        meta = dict(root.attrs.get("daskgmm") or {})
+        self._seq += 1
+        name = f"state-{self._seq:08d}"
+        _write_state(root.create_group(name, overwrite=True), state)
+        meta.update(
+            format=FORMAT,
+            kind="checkpoint",
+            version=_version(),
+            identity=self.identity,
+            current=name,
+            status=state.status,
+        )
+        root.attrs["daskgmm"] = meta  # the switch: one write of the root metadata
+        for key in list(root.group_keys()):
+            if key.startswith("state-") and key != name:
+                del root[key]  # previous (and any stale) states, now superseded
+
+
+def _write_state(group, state: FitState) -> None:
+    digests = {}
+    if state.params is not None:
+        digests.update(_write_params(group, state.params))
+    best = None
+    if state.best is not None:
+        params, lbs, n_iter, converged = state.best
+        digests.update(_write_params(group, params, prefix="best_"))
+        best = {"lower_bounds": list(map(float, lbs)), "n_iter": int(n_iter), "converged": bool(converged)}
+    name, keys, pos, has_gauss, cached = state.rng_state
+    digests["rng_keys"] = _write_array(group, "rng_keys", np.asarray(keys, dtype=np.uint32))
+    group.attrs["daskgmm_state"] = {
+        "init": state.init,
+        "n_iter": state.n_iter,
+        "has_params": state.params is not None,
+        "lower_bounds": list(map(float, state.lower_bounds)),
+        "best": best,
+        "rng": [name, int(pos), int(has_gauss), float(cached)],
+        "status": state.status,
+        "digests": digests,
+    }
+
+
+def _read_state(group, where: str, covariance_type: str) -> FitState:
+    s = group.attrs.get("daskgmm_state")
+    if not isinstance(s, dict):
+        raise CheckpointError(f"{where}: state attributes are missing")
+    d = s["digests"]
+    params = _read_params(group, d, covariance_type, where) if s["has_params"] else None
+    best = None
+    if s["best"] is not None:
+        b = s["best"]
+        best = (
+            _read_params(group, d, covariance_type, where, prefix="best_"),
+            b["lower_bounds"],
+            b["n_iter"],
+            b["converged"],
+        )
+    name, pos, has_gauss, cached = s["rng"]
+    keys = _read_array(group, "rng_keys", d["rng_keys"], where)
+    return FitState(
+        init=s["init"],
+        n_iter=s["n_iter"],
+        params=params,
+        lower_bounds=list(s["lower_bounds"]),
+        rng_state=(name, keys, pos, has_gauss, cached),
+        best=best,
+        status=s["status"],
+    )
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, prefix + key + ".")
+        elif a != b:
+            out.append(f"{prefix}{key} is {a!r} in the checkpoint but {b!r} now")
+    return out
+
+
+def _jsonable(value):
+    """A JSON form of an estimator parameter (arrays by shape and digest)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.random.RandomState):
+        return "RandomState instance"
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return repr(value)
+    return {"shape": list(a.shape), "sha256": _digest(a)}
+
+
+def fit_identity(params: dict, fingerprint: dict) -> dict:
+    """What a checkpoint must match to be resumed: estimator parameters and data."""
+    return {
+        "params": {k: _jsonable(v) for k, v in sorted(params.items())},
+        "data": json.loads(json.dumps(fingerprint)),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------
+
+
+def write_model(path, params: GMMParams, estimator_params: dict, fitted: dict) -> None:
+    """Write a fitted model to a Zarr group at ``path`` (replacing what is there)."""
+    root = zarr.open_group(store=path, mode="w")
+    digests = _write_params(root, params)
+    root.attrs["daskgmm"] = {
+        "format": FORMAT,
+        "kind": "model",
+        "version": _version(),
+        "params": {k: _jsonable(v) for k, v in sorted(estimator_params.items())},
+        "fitted": fitted,
+        "digests": digests,
+    }
+
+
+def read_model(path) -> tuple[GMMParams, dict, dict]:
+    """``(params, estimator_params, fitted_attributes)`` of the model at ``path``.
+
+    A finished checkpoint is read as the model it produced.
+    """
+    root = _open(path, "r")
+    meta = _meta(root, path)
+    if meta["kind"] == "checkpoint":
+        state = Checkpoint(path, identity=meta["identity"]).load()
+        if state is None or state.status != "done":
+            raise CheckpointError(f"the checkpoint at {path!s} is of a fit that has not finished")
+        cov_type = meta["identity"]["params"]["covariance_type"]
+        params, lbs, n_iter, converged = state.best
+        fitted = {"lower_bounds_": lbs, "n_iter_": n_iter, "converged_": converged}
+        return params, meta["identity"]["params"], fitted
+    if meta["kind"] != "model":
+        raise CheckpointError(f"{path!s} holds an unknown daskgmm object {meta['kind']!r}")
+    cov_type = meta["params"]["covariance_type"]
+    return _read_params(root, meta["digests"], cov_type, str(path)), meta["params"], meta["fitted"]
+
+
+def inspect(path) -> dict:
+    """A summary of a checkpoint or model: kind, status, iteration, lower bounds, shapes."""
+    root = _open(path, "r")
+    meta = _meta(root, path)
+    out = {"path": str(path), "kind": meta["kind"], "version": meta.get("version")}
+    if meta["kind"] == "model":
+        params, est, fitted = read_model(path)
+        out.update(status="fitted", n_iter=fitted.get("n_iter_"), lower_bounds=fitted.get("lower_bounds_"))
+    else:
+        est = meta["identity"]["params"]
+        out["data"] = meta["identity"]["data"]
+        state = Checkpoint(path, identity=meta["identity"]).load()
+        if state is None:
+            out.update(status="empty", init=None, n_iter=0, lower_bounds=[])
+            params = None
+        else:
+            params = state.params if state.params is not None else (state.best or (None,))[0]
+            out.update(
+                status=state.status,
+                init=state.init,
+                n_iter=state.n_iter if state.status != "done" else state.best[2],
+                lower_bounds=state.lower_bounds if state.status != "done" else state.best[1],
+                best_lower_bound=(state.best[1][-1] if state.best and state.best[1] else None),
+            )
+    out["covariance_type"] = est.get("covariance_type")
+    out["n_components"] = est.get("n_components")
+    if params is not None:
+        out["shapes"] = {n: list(getattr(params, n).shape) for n in _PARAM_ARRAYS}
+    return out

@@ -1,0 +1,157 @@
+"""Checkpoints and models in real Zarr stores on disk; fits killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from checkpoint_worker import FIT, fit
+from conftest import blobs
+
+import daskgmm
+from daskgmm import CheckpointError, CheckpointMismatchError, GaussianMixture
+
+WORKER = pathlib.Path(__file__).with_name("checkpoint_worker.py")
+
+
+@pytest.fixture
+def zarr_data(tmp_path):
+    X, _ = blobs(6000, 3, 4, seed=1, sep=2.5)
+    path = tmp_path / "data.zarr"
+    da.from_array(X, chunks=(700, 3)).to_zarr(str(path))
+    return path
+
+
+def run_worker(args, kill_after=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if kill_after is None:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        return True
+    time.sleep(kill_after)
+    finished = proc.poll() is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return finished
+
+
+@pytest.mark.parametrize("scheduler, kills", [("threads", 6), ("distributed", 3)])
+def test_fit_killed_at_random_moments_resumes_bitwise_identical(zarr_data, tmp_path, scheduler, kills):
+    reference = fit(da.from_zarr(str(zarr_data)))
+    ckpt, model = tmp_path / "fit.ckpt.zarr", tmp_path / "model.zarr"
+    rng = random.Random(1234)
+    startup = 4.0 if scheduler == "distributed" else 1.5
+    killed_mid_fit = 0
+    for _ in range(kills):
+        if run_worker([zarr_data, ckpt, model, scheduler], kill_after=startup + rng.uniform(0, 1.5)):
+            break
+        killed_mid_fit += 1
+        if ckpt.exists():
+            daskgmm.inspect(ckpt)  # always opens to a complete state
+    assert killed_mid_fit >= 1
+    run_worker([zarr_data, ckpt, model, scheduler])
+    resumed = daskgmm.load(model)
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_"]:
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
+    assert resumed.lower_bounds_ == reference.lower_bounds_
+    assert resumed.n_iter_ == reference.n_iter_
+    assert daskgmm.inspect(ckpt)["status"] == "done"
+
+
+def test_resume_in_process_after_interruption_equals_uninterrupted(zarr_data, tmp_path):
+    X = da.from_zarr(str(zarr_data))
+    reference = fit(X)
+    ckpt = tmp_path / "c.zarr"
+
+    class Stop(Exception):
+        pass
+
+    calls = [0]
+    from daskgmm import em
+
+    original = em.expectation
+
+    def flaky(*a, **k):
+        calls[0] += 1
+        if calls[0] == 30:  # in the second initialisation
+            raise Stop
+        return original(*a, **k)
+
+    em.expectation = flaky
+    try:
+        with pytest.raises(Stop):
+            fit(X, str(ckpt))
+    finally:
+        em.expectation = original
+    info = daskgmm.inspect(ckpt)
+    assert info["status"] == "running" and info["init"] == 1
+    resumed = fit(X, str(ckpt))
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
+    assert resumed.lower_bounds_ == reference.lower_bounds_
+
+
+def test_checkpoint_of_other_data_or_parameters_is_refused(zarr_data, tmp_path):
+    X = da.from_zarr(str(zarr_data))
+    ckpt = str(tmp_path / "c.zarr")
+    fit(X, ckpt)
+    with pytest.raises(CheckpointMismatchError, match=r"params.n_components is 4 in the checkpoint but 3 now"):
+        GaussianMixture(**(FIT | {"n_components": 3}), checkpoint=ckpt).fit(X)
+    with pytest.raises(CheckpointMismatchError, match=r"data.first_last_rows_sha256"):
+        fit(X + 1.0, ckpt)
+    with pytest.raises(CheckpointMismatchError, match=r"data.row_chunks"):
+        fit(X.rechunk(1000), ckpt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = GaussianMixture(**(FIT | {"n_components": 3}), checkpoint=ckpt, checkpoint_overwrite=True).fit(X)
+    assert fresh.means_.shape == (3, 3)
+    assert daskgmm.inspect(ckpt)["n_components"] == 3
+
+
+def test_corrupted_checkpoint_is_detected(zarr_data, tmp_path):
+    X = da.from_zarr(str(zarr_data))
+    ckpt = tmp_path / "c.zarr"
+    fit(X, str(ckpt))
+    chunk = next(p for p in ckpt.rglob("*") if p.is_file() and "best_means" in p.parts and p.name == "0" and p.parent.name == "0")
+    chunk.write_bytes(chunk.read_bytes()[:10])  # truncated
+    with pytest.raises(CheckpointError, match="best_means"):
+        fit(X, str(ckpt))
+    with pytest.raises(CheckpointError, match="best_means"):
+        daskgmm.inspect(ckpt)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_save_load_round_trip(tmp_path, covariance_type):
+    X, _ = blobs(800, 3, 3)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    gm.save(tmp_path / "m.zarr")
+    back = daskgmm.load(tmp_path / "m.zarr")
+    assert back.get_params() == gm.get_params()
+    np.testing.assert_array_equal(back.predict(X), gm.predict(X))
+    np.testing.assert_array_equal(back.score_samples(X), gm.score_samples(X))
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]:
+        np.testing.assert_array_equal(getattr(back, name), getattr(gm, name))
+    assert back.lower_bounds_ == gm.lower_bounds_ and back.converged_ == gm.converged_
+    info = daskgmm.inspect(tmp_path / "m.zarr")
+    assert info["kind"] == "model" and info["covariance_type"] == covariance_type
+
+
+def test_foreign_or_missing_groups_give_clear_errors(tmp_path):
+    zarr.open_group(str(tmp_path / "foreign.zarr"), mode="w").attrs["something"] = 1
+    with pytest.raises(CheckpointError, match="not a daskgmm checkpoint or model"):
+        daskgmm.load(tmp_path / "foreign.zarr")
+    with pytest.raises(CheckpointError, match="no daskgmm checkpoint or model"):
+        daskgmm.load(tmp_path / "missing.zarr")
+    with pytest.raises(CheckpointError, match="not a daskgmm checkpoint"):
+        GaussianMixture(2, checkpoint=str(tmp_path / "foreign.zarr")).fit(blobs(100, 2, 2)[0])
