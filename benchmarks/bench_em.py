@@ -3,7 +3,8 @@
 Both estimators fit the same in-memory data from the same initial parameters,
 with ``tol=0`` and a fixed number of iterations. Seconds per iteration are the
 median of the per-iteration times that each prints with ``verbose=2``
-(scikit-learn's format, which daskgmm keeps); peak memory is the largest
+(scikit-learn's format, which daskgmm keeps); daskgmm runs twice, the second
+time writing a checkpoint every iteration; peak memory is the largest
 resident size seen during the fit, above the resident size just before it.
 
     python benchmarks/bench_em.py                      # 1,000,000 x 16, k=8, full
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import io
 import re
+import tempfile
 import threading
 import time
 import warnings
@@ -105,6 +107,13 @@ def main():
     common = dict(n_components=k, covariance_type="full", **start)
     ours = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations)
     rows = [("daskgmm (threads)", ours)]
+    with tempfile.TemporaryDirectory() as tmp:
+        saving = timed_fit(
+            lambda **kw: daskgmm.GaussianMixture(**common, checkpoint=f"{tmp}/ckpt.zarr", **kw),
+            X,
+            args.iterations,
+        )
+    rows.append(("  + checkpoint/iter", saving))
     if not args.skip_sklearn:
         ref = timed_fit(lambda **kw: SKGaussianMixture(**common, **kw), X, args.iterations)
         rows.append(("scikit-learn", ref))
@@ -112,6 +121,7 @@ def main():
     print(f"{'':20s} {'s/iteration':>12s} {'fit total s':>12s} {'peak extra MiB':>15s} {'x data':>7s}")
     for name, (sec, extra, total, _) in rows:
         print(f"{name:20s} {sec:12.3f} {total:12.2f} {extra / 2**20:15.0f} {extra / X.nbytes:7.2f}")
+    print(f"checkpoint overhead per iteration: {100 * (saving[0] / ours[0] - 1):+.1f}%")
     if not args.skip_sklearn:
         print(f"speed-up per iteration (scikit-learn / daskgmm): {ref[0] / ours[0]:.2f}x")
         print(f"largest lower-bound difference between the two: {gap:.2e}")
