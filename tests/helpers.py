@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import dask.array as da
 import numpy as np
 from scipy import stats as ss
 
@@ -46,3 +49,22 @@ def naive_weighted_log_prob(X, p: GMMParams):
             for w, m, c in zip(p.weights, p.means, covs)
         ]
     )
+
+
+class ChunkReads:
+    """A Dask array over ``X`` that counts how often its chunks are read (threads)."""
+
+    def __init__(self, X, chunks):
+        self._lock = threading.Lock()
+        self.count = 0
+        self.source = da.from_array(X, chunks=chunks)
+        self.array = self.source.map_blocks(self._read, dtype=X.dtype, meta=np.empty((0, 0), X.dtype))
+
+    def _read(self, block):
+        with self._lock:
+            self.count += 1
+        return block
+
+    @property
+    def passes(self) -> float:
+        return self.count / self.source.numblocks[0]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 
 import dask.array as da
 import numpy as np
 import pytest
 from conftest import blobs
-from helpers import TYPES
+from helpers import TYPES, ChunkReads
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
@@ -140,33 +139,18 @@ def test_float32_data_stays_float32_in_chunks_and_agrees_with_float64():
 def test_one_read_of_the_data_per_iteration():
     """Each EM iteration reads every chunk exactly once (threaded scheduler)."""
     X, _ = blobs(2000, 3, 3, seed=8)
-    lock, reads = threading.Lock(), [0]
-
-    def count(block):
-        with lock:
-            reads[0] += 1
-        return block
-
-    src = da.from_array(X, chunks=(400, 3))
-    Xd = src.map_blocks(count, dtype=X.dtype, meta=np.empty((0, 0)))
+    reads = ChunkReads(X, (400, 3))
     start = reference_start(X, "full")
-    gm = GaussianMixture(3, max_iter=6, tol=0, persist=False, **start).fit(Xd)
+    gm = GaussianMixture(3, max_iter=6, tol=0, persist=False, **start).fit(reads.array)
     assert gm.n_iter_ == 6
-    assert reads[0] == 6 * src.numblocks[0]
+    assert reads.passes == 6
 
 
 def test_nan_in_dask_input_is_found_in_the_first_pass():
     X, _ = blobs(1000, 3, 3, seed=9)
     X[567, 1] = np.nan
     start = reference_start(np.delete(X, 567, 0), "full")
-    lock, reads = threading.Lock(), [0]
-
-    def count(block):
-        with lock:
-            reads[0] += 1
-        return block
-
-    Xd = da.from_array(X, chunks=(250, 3)).map_blocks(count, dtype=X.dtype, meta=np.empty((0, 0)))
+    reads = ChunkReads(X, (250, 3))
     with pytest.raises(ValueError, match=r"Input X contains NaN or infinity: 1 of 1000 rows"):
-        GaussianMixture(3, persist=False, **start).fit(Xd)
-    assert reads[0] == 4  # one pass, no separate check
+        GaussianMixture(3, persist=False, **start).fit(reads.array)
+    assert reads.passes == 1  # one pass, no separate check

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import dask
 import dask.array as da
 import numpy as np
 import pytest
+from helpers import ChunkReads
 from sklearn.metrics import adjusted_rand_score
 
 from daskgmm import GaussianMixture
@@ -44,19 +43,11 @@ def test_centres_hit_every_true_cluster_and_fit_recovers_truth(clusters):
 
 def test_whole_initialisation_reads_the_data_at_most_8_times(clusters):
     X = clusters[0]
-    lock, reads = threading.Lock(), [0]
-
-    def count(block):
-        with lock:
-            reads[0] += 1
-        return block
-
-    src = da.from_array(X, chunks=(4000, 10))
-    Xd = src.map_blocks(count, dtype=X.dtype, meta=np.empty((0, 0)))
-    GaussianMixture(30, max_iter=0, random_state=0, persist=False).fit(Xd)
+    reads = ChunkReads(X, (4000, 10))
+    GaussianMixture(30, max_iter=0, random_state=0, persist=False).fit(reads.array)
     # 5 rounds + weighting + 1 Lloyd + final assignment = 8 passes, plus the one
     # chunk that holds the first centre.
-    assert reads[0] == 8 * src.numblocks[0] + 1
+    assert reads.count == 8 * reads.source.numblocks[0] + 1
 
 
 def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):
