@@ -322,6 +322,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         return callback
 
+    def _run_em(self, data, params, eps, lower_bound, lower_bounds, start_iter, callback):
+        result = run_em(
+            data,
+            params,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            eps=eps,
+            lower_bound=lower_bound,
+            lower_bounds=lower_bounds,
+            start_iter=start_iter,
+            callback=callback,
+        )
+        if self.verbose:
+            msg = "converged" if result.converged else "did not converge"
+            extra = ""
+            if self.verbose >= 2:
+                extra = (
+                    f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
+                    f"lower bound {result.lower_bound:.5f}."
+                )
+            print(f"Initialization {msg}.{extra}")
+        return result
+
+    @staticmethod
+    def _better(best: EMResult | None, result: EMResult) -> EMResult:
+        """scikit-learn's rule: the first result, then any with a higher lower bound."""
+        if best is None or not best.lower_bounds or result.lower_bound > best.lower_bound:
+            return result
+        return best
+
     def _fit(self, X) -> Rows:
         self._validate_params()
         rows = self._rows(X, reset=True)
@@ -371,31 +402,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 params = self._params()
             lower_bound = lower_bounds[-1] if lower_bounds else (-math.inf if do_init else self.lower_bound_)
             if self.max_iter == 0:
+                # scikit-learn keeps the last initialisation when nothing is iterated
                 best = EMResult(params, [], 0, False)
-                continue
-            result = run_em(
-                data,
-                params,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                eps=eps,
-                lower_bound=lower_bound,
-                lower_bounds=lower_bounds,
-                start_iter=start_iter,
-                callback=self._iteration_callback(saver, i, lower_bounds, random_state, best),
-            )
-            if self.verbose:
-                msg = "converged" if result.converged else "did not converge"
-                extra = ""
-                if self.verbose >= 2:
-                    extra = (
-                        f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
-                        f"lower bound {result.lower_bound:.5f}."
-                    )
-                print(f"Initialization {msg}.{extra}")
-            if best is None or not best.lower_bounds or result.lower_bound > best.lower_bound:
-                best = result
+            else:
+                best = self._better(best, self._run_em(
+                    data, params, eps, lower_bound, lower_bounds, start_iter,
+                    self._iteration_callback(saver, i, lower_bounds, random_state, best),
+                ))
             if saver is not None:
                 status = "done" if i == n_init - 1 else "running"
                 saver.save(ckpt.FitState(i + 1, 0, None, [], random_state.get_state(), _astuple(best), status))

@@ -155,3 +155,11 @@ def test_foreign_or_missing_groups_give_clear_errors(tmp_path):
         daskgmm.load(tmp_path / "missing.zarr")
     with pytest.raises(CheckpointError, match="not a daskgmm checkpoint"):
         GaussianMixture(2, checkpoint=str(tmp_path / "foreign.zarr")).fit(blobs(100, 2, 2)[0])
+
+
+def test_checkpoint_without_iterations_is_finished(tmp_path):
+    X, _ = blobs(300, 2, 2)
+    ckpt = tmp_path / "c.zarr"
+    gm = GaussianMixture(2, max_iter=0, random_state=0, checkpoint=str(ckpt)).fit(X)
+    assert daskgmm.inspect(ckpt)["status"] == "done"
+    np.testing.assert_array_equal(daskgmm.load(ckpt).means_, gm.means_)
