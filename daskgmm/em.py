@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
 import dask.array as da
@@ -59,23 +59,35 @@ def reduce_chunks(X: da.Array, kernel: Callable, *args, size: int, **kwargs) -> 
     return per_chunk.sum(axis=0, split_every=SPLIT_EVERY)
 
 
-def check_finite(stats: SufficientStatistics, what: str = "X") -> None:
-    if stats.n_nonfinite:
+def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> SufficientStatistics:
+    """Statistics over the rows that count: refuse non-finite rows, or leave them out.
+
+    With ``allow_missing`` the rows with a NaN (or infinite) value are left out of
+    the fit, and ``n_samples`` counts the others.
+    """
+    if not stats.n_nonfinite:
+        return stats
+    if not allow_missing:
         raise ValueError(
-            f"Input {what} contains NaN or infinity: {stats.n_nonfinite} of "
+            f"Input X contains NaN or infinity: {stats.n_nonfinite} of "
             f"{stats.n_samples} rows have a non-finite value (or values so large that "
-            "their log-likelihood overflows)."
+            "their log-likelihood overflows). Pass dropna=True to leave such rows out."
         )
+    valid = stats.n_samples - stats.n_nonfinite
+    if valid == 0:
+        raise ValueError(f"Input X has no row without NaN or infinity ({stats.n_samples} rows).")
+    return replace(stats, n_samples=valid)
 
 
-def expectation(X: da.Array, params: GMMParams) -> SufficientStatistics:
+def expectation(
+    X: da.Array, params: GMMParams, allow_missing: bool = False
+) -> SufficientStatistics:
     """One E-step pass: the summed sufficient statistics under ``params``."""
     layout = kernels.StatsLayout(params.n_components, params.n_features, params.covariance_type)
     total = reduce_chunks(X, kernels.chunk_statistics, *params.kernel_args, size=layout.size)
     (vec,) = compute(total)
     stats = SufficientStatistics.from_vector(vec, params.means, params.covariance_type)
-    check_finite(stats)
-    return stats
+    return check_finite(stats, allow_missing)
 
 
 @dataclass(frozen=True)
@@ -114,12 +126,14 @@ def run_em(
     lower_bounds: list[float] | None = None,
     start_iter: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
+    allow_missing: bool = False,
 ) -> EMResult:
     """EM from ``params`` until ``|change| < tol`` or ``max_iter`` iterations.
 
     The lower bound of iteration t is the mean log-likelihood under the
     parameters of that iteration's E-step, exactly as scikit-learn defines it.
     ``start_iter``, ``lower_bound`` and ``lower_bounds`` continue an earlier run.
+    With ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
     """
     lower_bounds = list(lower_bounds or [])
     converged = False
@@ -127,7 +141,7 @@ def run_em(
     for n_iter in range(start_iter + 1, max_iter + 1):
         t0 = time.perf_counter()
         previous_bound = lower_bound
-        stats = expectation(X, params)
+        stats = expectation(X, params, allow_missing)
         lower_bound = stats.log_lik_sum / stats.n_samples
         params = m_step(stats, params, reg_covar, eps=eps)
         lower_bounds.append(lower_bound)

@@ -34,6 +34,14 @@ from .validation import check_initial_parameters
 __all__ = ["GaussianMixture"]
 
 
+def _is_array_like_numpy(X) -> bool:
+    """Input that scikit-learn's own validation handles (NumPy, lists, pandas)."""
+    if isinstance(X, (da.Array, str, os.PathLike)):
+        return False
+    module = type(X).__module__.split(".")[0]
+    return module != "xarray"
+
+
 def _astuple(result: EMResult | None):
     if result is None:
         return None
@@ -109,6 +117,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     checkpoint_overwrite : bool, default=False
         Start over, replacing a checkpoint that belongs to other data or other
         parameters (which is otherwise refused).
+    sample_dims : str or list of str, default=None
+        For xarray input: the dimension(s) that index samples; several (e.g.
+        time, lat, lon) are laid out as rows block by block, without
+        rechunking. Default: every dimension but ``feature_dim``.
+    feature_dim : str, default=None
+        For an ``xarray.DataArray``: the dimension that indexes features
+        (default: the second of two). For an ``xarray.Dataset`` the data
+        variables are the features.
+    dropna : {'auto', True, False}, default='auto'
+        Leave rows with a NaN (or infinite) feature out of the fit; they get
+        label -1 and NaN probabilities and densities. ``'auto'``: True for
+        xarray input (gridded data with masks), False otherwise, where such
+        rows are an error.
     persist : {'auto', True, False}, default='auto'
         Keep Dask input in (cluster) memory during the fit. ``'auto'`` persists
         data that fits comfortably in memory; ``False`` re-reads it from its
@@ -160,6 +181,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "checkpoint": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_overwrite": ["boolean"],
+        "sample_dims": [str, list, tuple, None],
+        "feature_dim": [str, None],
+        "dropna": [StrOptions({"auto"}), "boolean"],
         "persist": [StrOptions({"auto"}), "boolean"],
     }
 
@@ -186,6 +210,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         checkpoint=None,
         checkpoint_every=1,
         checkpoint_overwrite=False,
+        sample_dims=None,
+        feature_dim=None,
+        dropna="auto",
         persist="auto",
     ):
         self.n_components = n_components
@@ -208,32 +235,47 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.checkpoint_overwrite = checkpoint_overwrite
+        self.sample_dims = sample_dims
+        self.feature_dim = feature_dim
+        self.dropna = dropna
         self.persist = persist
 
     # ------------------------------------------------------------------ input
 
     def _rows(self, X, *, reset: bool) -> Rows:
-        lazy = isinstance(X, da.Array) or isinstance(getattr(X, "data", None), da.Array)
-        if lazy:
-            rows = as_rows(X)
-            if reset:
-                self.n_features_in_ = rows.n_features
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif rows.n_features != self.n_features_in_:
-                raise ValueError(
-                    f"X has {rows.n_features} features, but {type(self).__name__} is "
-                    f"expecting {self.n_features_in_} features as input."
-                )
+        if _is_array_like_numpy(X):
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2 if reset else 1,
+                reset=reset,
+            )
+            return as_rows(X)
+        rows = as_rows(X, sample_dims=self.sample_dims, feature_dim=self.feature_dim)
+        if reset:
+            self.n_features_in_ = rows.n_features
+            if rows.feature_names is not None:
+                self.feature_names_in_ = np.asarray(rows.feature_names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
             return rows
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2 if reset else 1,
-            reset=reset,
-        )
-        return as_rows(X)
+        if rows.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {rows.n_features} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if fitted_names is not None and rows.feature_names is not None:
+            if list(fitted_names) != list(rows.feature_names):
+                raise ValueError(
+                    f"The feature names of X {list(rows.feature_names)} differ from those "
+                    f"seen in fit {list(fitted_names)} (names and order must match)."
+                )
+        return rows
+
+    def _allow_missing(self, rows: Rows) -> bool:
+        return rows.missing_allowed if self.dropna == "auto" else bool(self.dropna)
 
     def _params(self) -> GMMParams:
         return GMMParams(
@@ -273,6 +315,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 oversampling=self.init_oversampling,
                 lloyd_iter=self.init_lloyd_iter,
             ),
+            allow_missing=self._missing,
         )
         weights = p.weights if init_w is None else init_w
         means = p.means if init_m is None else init_m
@@ -334,6 +377,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             lower_bounds=lower_bounds,
             start_iter=start_iter,
             callback=callback,
+            allow_missing=self._missing,
         )
         if self.verbose:
             msg = "converged" if result.converged else "did not converge"
@@ -370,6 +414,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             rows.n_features,
         )
         data = rows.array
+        self._missing = self._allow_missing(rows)
         if not rows.lazy or should_persist(data, self.persist):
             (data,) = dask.persist(data)
         eps = float(np.finfo(data.dtype).eps)
@@ -452,68 +497,88 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray or dask.array.Array of shape (n_samples,)
         """
         rows = self._fit(X)
-        return self._map_rows(rows, kernels.chunk_labels, np.int64, per_component=False)
+        return rows.output(self._per_row(rows, "labels"), "labels")
 
     # ---------------------------------------------------------------- predict
 
-    def _map_rows(self, rows: Rows, kernel, dtype, *, per_component: bool):
-        params = self._params()
-        args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
-                for a in params.kernel_args]
+    _PER_ROW = {
+        # kind: (kernel, dtype, one column per component)
+        "labels": (kernels.chunk_labels, np.int64, False),
+        "proba": (kernels.chunk_responsibilities, np.float64, True),
+        "score_samples": (kernels.chunk_score_samples, np.float64, False),
+    }
+
+    def _per_row(self, rows: Rows, kind: str) -> da.Array:
+        """A lazy per-row result (n,) or (n, K) over the rows of ``rows``."""
+        kernel, dtype, per_component = self._PER_ROW[kind]
+        args = [
+            dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
+            for a in self._params().kernel_args
+        ]
         X = rows.array
         if per_component:
-            out = X.map_blocks(
+            return X.map_blocks(
                 kernel, *args, chunks=(X.chunks[0], (self.n_components,)), dtype=dtype,
                 meta=np.empty((0, 0), dtype=dtype),
             )
-        else:
-            out = X.map_blocks(
-                kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
-            )
-        return rows.output(out)
+        return X.map_blocks(
+            kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
+        )
 
-    def _predict_rows(self, X) -> Rows:
+    def _predict(self, X, kind: str):
         check_is_fitted(self)
-        return self._rows(X, reset=False)
+        rows = self._rows(X, reset=False)
+        return rows.output(self._per_row(rows, kind), kind)
 
     def score_samples(self, X):
-        """Log-likelihood of each sample under the model.
+        """Log-likelihood of each sample under the model (NaN for rows with NaN).
 
         Returns
         -------
-        log_prob : ndarray or dask.array.Array of shape (n_samples,)
+        log_prob : ndarray, dask.array.Array or xarray.DataArray of shape (n_samples,)
         """
-        rows = self._predict_rows(X)
-        return self._map_rows(rows, kernels.chunk_score_samples, np.float64, per_component=False)
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of the samples under the model (a float)."""
-        log_prob = self.score_samples(X)
-        if isinstance(log_prob, da.Array):
-            (log_prob,) = compute(log_prob.mean())
-        return float(np.mean(log_prob))
+        return self._predict(X, "score_samples")
 
     def predict(self, X):
-        """Label of each sample: the component of highest posterior probability."""
-        rows = self._predict_rows(X)
-        return self._map_rows(rows, kernels.chunk_labels, np.int64, per_component=False)
+        """Label of each sample: the component of highest posterior probability.
+
+        Rows with a NaN feature get label -1. Returns NumPy for NumPy input, a
+        Dask array for Dask input, an xarray.DataArray over the sample
+        dimensions (and coordinates) for xarray input.
+        """
+        return self._predict(X, "labels")
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample, shape (n, K)."""
-        rows = self._predict_rows(X)
-        return self._map_rows(rows, kernels.chunk_responsibilities, np.float64, per_component=True)
+        return self._predict(X, "proba")
+
+    def _score_and_count(self, X) -> tuple[float, int]:
+        """Mean log-likelihood over the rows without NaN, and their number (one pass)."""
+        check_is_fitted(self)
+        rows = self._rows(X, reset=False)
+        log_prob = self._per_row(rows, "score_samples")
+        finite = da.isfinite(log_prob)
+        total, count = compute(da.where(finite, log_prob, 0.0).sum(), finite.sum())
+        if count == 0:
+            raise ValueError("X has no row without NaN or infinity to score.")
+        return float(total) / int(count), int(count)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples (without NaN) under the model."""
+        return self._score_and_count(X)[0]
 
     def _n_parameters(self) -> int:
         return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 
     def bic(self, X):
         """Bayesian information criterion of the model on X (lower is better)."""
-        n = X.shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+        mean, n = self._score_and_count(X)
+        return -2 * mean * n + self._n_parameters() * math.log(n)
 
     def aic(self, X):
         """Akaike information criterion of the model on X (lower is better)."""
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        mean, n = self._score_and_count(X)
+        return -2 * mean * n + 2 * self._n_parameters()
 
     # ---------------------------------------------------------------- storage
 

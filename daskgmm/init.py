@@ -32,8 +32,10 @@ from .params import GMMParams, SufficientStatistics, params_from_statistics
 __all__ = [
     "INIT_METHODS",
     "KMeansParallelResult",
+    "finite_rows",
     "initial_parameters",
     "kmeans_parallel",
+    "pass_statistics",
     "sample_rows",
 ]
 
@@ -59,9 +61,16 @@ def sample_rows(X: da.Array, size: int, random_state: np.random.RandomState) -> 
     return np.asarray(rows)
 
 
-def _check_rows_finite(rows: np.ndarray) -> None:
-    if not np.isfinite(rows).all():
-        raise ValueError("Input X contains NaN or infinity.")
+def finite_rows(rows: np.ndarray, allow_missing: bool) -> np.ndarray:
+    """The rows without NaN/inf; an error if there are others and that is not allowed."""
+    ok = np.isfinite(rows).all(axis=1)
+    if ok.all():
+        return rows
+    if not allow_missing:
+        raise ValueError(
+            "Input X contains NaN or infinity. Pass dropna=True to leave such rows out."
+        )
+    return rows[ok]
 
 
 def _from_points(points, n_samples, covariance_type, reg_covar, eps):
@@ -78,21 +87,13 @@ def _from_points(points, n_samples, covariance_type, reg_covar, eps):
     )
 
 
-def _pass_statistics(X, kernel, centers, covariance_type, *extra, **kwargs):
+def pass_statistics(X, kernel, centers, covariance_type, *extra, allow_missing=False):
+    """One pass of a statistics kernel over ``X``, checked for non-finite rows."""
     layout = kernels.StatsLayout(*centers.shape, covariance_type)
-    total = reduce_chunks(X, kernel, centers, covariance_type, *extra, size=layout.size, **kwargs)
+    total = reduce_chunks(X, kernel, centers, covariance_type, *extra, size=layout.size)
     (vec,) = compute(total)
     stats = SufficientStatistics.from_vector(vec, centers, covariance_type)
-    check_finite(stats)
-    return stats
-
-
-def params_from_centers(X, centers, covariance_type, reg_covar, eps) -> GMMParams:
-    """Hard-assign every row to its nearest centre (one pass) and estimate parameters."""
-    stats = _pass_statistics(X, kernels.chunk_assignment_statistics, centers, covariance_type)
-    return params_from_statistics(
-        stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
-    )
+    return check_finite(stats, allow_missing)
 
 
 @dataclass
@@ -110,13 +111,15 @@ def _distinct_rows(a: np.ndarray) -> int:
     return len(np.unique(a, axis=0)) if len(a) else 0
 
 
-def _first_center(X: da.Array, random_state) -> np.ndarray:
-    """A uniformly drawn row: reads only the chunk that holds it."""
-    i = int(random_state.randint(X.shape[0]))
-    (row,) = compute(X[i : i + 1])
-    row = np.asarray(row, dtype=np.float64)
-    _check_rows_finite(row)
-    return row
+def _first_center(X: da.Array, random_state, allow_missing: bool) -> np.ndarray:
+    """A uniformly drawn row (without NaN): reads only the chunk that holds it."""
+    for _ in range(100):
+        i = int(random_state.randint(X.shape[0]))
+        (row,) = compute(X[i : i + 1])
+        row = finite_rows(np.asarray(row, dtype=np.float64), allow_missing)
+        if len(row):
+            return row
+    raise ValueError("could not draw a row without NaN from X in 100 tries")
 
 
 def kmeans_parallel(
@@ -127,6 +130,7 @@ def kmeans_parallel(
     n_rounds: int = 5,
     oversampling: float = 2.0,
     max_rounds: int = 20,
+    allow_missing: bool = False,
 ) -> KMeansParallelResult:
     """k-means|| (Bahmani et al. 2012, "Scalable K-Means++") over the chunks of ``X``.
 
@@ -144,10 +148,12 @@ def kmeans_parallel(
     Draws depend on ``random_state`` and on global row indices only: the same
     data and seed give the same centres whatever the chunking or scheduler.
     Raises ValueError when the data has fewer distinct rows than ``n_clusters``.
+    Rows with NaN are an error, or left out with ``allow_missing``.
     """
     ell = oversampling * n_clusters
     seed = int(random_state.randint(np.iinfo(np.int32).max))
-    result = KMeansParallelResult(_first_center(X, random_state), np.empty(0), np.empty(0))
+    first = _first_center(X, random_state, allow_missing)
+    result = KMeansParallelResult(first, np.empty(0), np.empty(0))
     candidates = result.centers
     blocks = X.to_delayed().ravel()
     offsets = np.cumsum((0,) + X.chunks[0])
@@ -170,10 +176,10 @@ def kmeans_parallel(
         result.passes += 1
         phi = float(np.sum([p[0] for p in parts]))
         bad = sum(p[1] for p in parts)
-        if bad:
+        if bad and not allow_missing:
             raise ValueError(
                 f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
-                "non-finite value."
+                "non-finite value. Pass dropna=True to leave such rows out."
             )
         result.phi.append(phi)
         rows = np.concatenate([p[2] for p in parts])
@@ -206,18 +212,19 @@ def kmeans_parallel(
     return result
 
 
-def _lloyd(X, centers, n_iter, covariance_type):
+def _lloyd(X, centers, n_iter, covariance_type, allow_missing):
     """``n_iter`` distributed Lloyd steps, then the statistics of the final assignment.
 
     Each step is one pass; the statistics of the last pass give both the last
     Lloyd update and the mixture parameters (``n_iter + 1`` passes in all).
     """
-    stats = _pass_statistics(X, kernels.chunk_assignment_statistics, centers, covariance_type)
+    kernel = kernels.chunk_assignment_statistics
+    stats = pass_statistics(X, kernel, centers, covariance_type, allow_missing=allow_missing)
     for _ in range(n_iter):
         nonempty = stats.nk > 0
         centers = centers.copy()
         centers[nonempty] += stats.sk[nonempty] / stats.nk[nonempty, None]
-        stats = _pass_statistics(X, kernels.chunk_assignment_statistics, centers, covariance_type)
+        stats = pass_statistics(X, kernel, centers, covariance_type, allow_missing=allow_missing)
     return stats
 
 
@@ -231,47 +238,65 @@ def initial_parameters(
     reg_covar: float,
     eps: float,
     kmeans_parallel_options: dict | None = None,
+    allow_missing: bool = False,
 ) -> GMMParams:
     """Initial parameters by ``method`` (one of :data:`INIT_METHODS`).
 
     ``kmeans_parallel_options`` (``n_rounds``, ``oversampling``, ``lloyd_iter``)
-    tune ``'k-means||'``.
+    tune ``'k-means||'``. With ``allow_missing``, rows with NaN are left out.
     """
+
+    def from_stats(stats):
+        return params_from_statistics(
+            stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
+        )
+
+    def sample():
+        rows = finite_rows(sample_rows(X, SAMPLE_SIZE, random_state), allow_missing)
+        if len(rows) < n_components:
+            raise ValueError(
+                f"X has {len(rows)} rows without NaN in a sample, fewer than "
+                f"n_components={n_components}"
+            )
+        return rows
+
     n = X.shape[0]
     if method == "k-means||":
         opts = dict(kmeans_parallel_options or {})
         lloyd_iter = opts.pop("lloyd_iter", 1)
-        found = kmeans_parallel(X, n_components, random_state, **opts)
-        stats = _lloyd(X, found.centers, lloyd_iter, covariance_type)
-        return params_from_statistics(
-            stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
-        )
+        found = kmeans_parallel(X, n_components, random_state, allow_missing=allow_missing, **opts)
+        return from_stats(_lloyd(X, found.centers, lloyd_iter, covariance_type, allow_missing))
     if method == "kmeans":
-        sample = sample_rows(X, SAMPLE_SIZE, random_state)
-        _check_rows_finite(sample)
-        km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(sample)
-        return params_from_centers(X, km.cluster_centers_, covariance_type, reg_covar, eps)
+        km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(sample())
+        kernel = kernels.chunk_assignment_statistics
+        return from_stats(
+            pass_statistics(X, kernel, km.cluster_centers_, covariance_type, allow_missing=allow_missing)
+        )
     if method == "k-means++":
-        sample = sample_rows(X, SAMPLE_SIZE, random_state)
-        _check_rows_finite(sample)
-        centers, _ = kmeans_plusplus(sample, n_components, random_state=random_state)
+        centers, _ = kmeans_plusplus(sample(), n_components, random_state=random_state)
         return _from_points(centers, n, covariance_type, reg_covar, eps)
     if method == "random_from_data":
         drawn = random_state.choice(n, size=n_components, replace=False)
         rows = np.sort(drawn)
         (points,) = compute(X[rows])
         points = np.asarray(points)[np.searchsorted(rows, drawn)]  # component j <- drawn[j]
-        _check_rows_finite(points)
+        if not np.isfinite(points).all():
+            if not allow_missing:
+                finite_rows(points, False)  # raises
+            pool = sample()
+            points = pool[random_state.choice(len(pool), n_components, replace=False)]
         return _from_points(points, n, covariance_type, reg_covar, eps)
     if method == "random":
-        (first,) = compute(X[:1])
-        _check_rows_finite(first)
-        centers = np.repeat(np.asarray(first, dtype=np.float64), n_components, axis=0)
+        centre = sample_rows(X[: min(n, 1024)], 1024, random_state)
+        centre = finite_rows(centre, allow_missing)[:1]
+        if not len(centre):
+            centre = sample()[:1]
+        centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)
         seed = int(random_state.randint(np.iinfo(np.int32).max))
-        stats = _pass_statistics(
-            X, kernels.chunk_random_statistics, centers, covariance_type, seed
-        )
-        return params_from_statistics(
-            stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
+        return from_stats(
+            pass_statistics(
+                X, kernels.chunk_random_statistics, centers, covariance_type, seed,
+                allow_missing=allow_missing,
+            )
         )
     raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}.")

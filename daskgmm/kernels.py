@@ -420,6 +420,8 @@ def chunk_nearest_counts(block, centers):
 
 
 def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype):
+    """A per-row result, sub-block by sub-block. Rows with a non-finite value get
+    ``-1`` (integer results) or NaN: they have no label, probability or density."""
     block = _as_2d(block)
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     n = block.shape[0]
@@ -427,8 +429,13 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     out = np.empty(shape, dtype=dtype)
     step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
     for start in range(0, n, step):
-        wlp = model.weighted_log_prob(model.centred(block[start : start + step]))
-        out[start : start + step] = per_block(wlp)
+        sub = block[start : start + step]
+        wlp = model.weighted_log_prob(model.centred(sub))
+        part = per_block(wlp)
+        bad = ~np.isfinite(sub).all(axis=1)
+        if bad.any():
+            part[bad] = -1 if np.dtype(dtype).kind == "i" else np.nan
+        out[start : start + step] = part
     return out
 
 
