@@ -205,7 +205,7 @@ def rows_to_blocks(R: da.Array, sample_chunks: tuple) -> da.Array:
         for k, idx in enumerate(grid)
     }
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[R])
-    chunks = tuple(sample_chunks) + (R.chunks[1] if R.ndim == 2 else ())
+    chunks = tuple(sample_chunks) + ((R.chunks[1],) if R.ndim == 2 else ())
     return da.Array(graph, name, chunks=chunks, dtype=R.dtype)
 
 
