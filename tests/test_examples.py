@@ -1,0 +1,31 @@
+"""The examples run as a user runs them, and produce what they promise."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import xarray as xr
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_gridded_map_example(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "gridded_map.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    png = tmp_path / "gridded_map.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    labels = xr.open_zarr(tmp_path / "labels.zarr", consolidated=False)["label"]
+    cube = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False)["reflectance"]
+    land = cube.isnull().any("band")
+    assert labels.dims == ("time", "lat", "lon")
+    values, masked = labels.values, land.values
+    assert (values[masked] == -1).all()
+    assert set(np.unique(values[~masked])) == {0, 1, 2}
