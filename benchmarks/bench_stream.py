@@ -1,0 +1,112 @@
+"""Streaming fits from Zarr: time per iteration and peak memory at two sizes 10x apart.
+
+For each size, a compressed float32 Zarr array is written to disk; then, on the
+threaded scheduler in this process:
+
+* the bare read: the time to read and decompress every chunk once;
+* a streamed fit (``persist=False``: every iteration re-reads the store) from
+  fixed initial parameters with ``tol=0``: median seconds per iteration, and the
+  peak resident memory above the resident size before the fit.
+
+    python benchmarks/bench_stream.py                         # 2,000,000 and 20,000,000 x 16
+    python benchmarks/bench_stream.py --sizes 200000 2000000  # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+import tempfile
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+from bench_em import PeakRSS, timed_fit
+
+import daskgmm
+
+
+def write_store(path, n, d, k, chunk_rows, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=6.0, size=(k, d)).astype(np.float32)
+
+    def block(b, block_info=None):
+        lo, hi = block_info[0]["array-location"][0]
+        g = np.random.default_rng([seed, lo])
+        lab = g.integers(k, size=hi - lo)
+        return (g.standard_normal((hi - lo, d), dtype=np.float32) + means[lab]).astype(np.float32)
+
+    template = da.zeros((n, d), chunks=(chunk_rows, d), dtype=np.float32)
+    X = template.map_blocks(block, dtype=np.float32)
+    X.to_zarr(str(path), overwrite=True)
+    return means
+
+
+def bare_read(path):
+    X = da.from_zarr(str(path))
+    touched = X.map_blocks(lambda b: b[:1, :1], chunks=(1, 1), dtype=X.dtype)
+    t0 = time.perf_counter()
+    with dask.config.set(scheduler="threads"):
+        touched.compute()
+    return time.perf_counter() - t0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs=2, default=[2_000_000, 20_000_000])
+    parser.add_argument("--n-features", type=int, default=16)
+    parser.add_argument("--n-components", type=int, default=8)
+    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--chunk-rows", type=int, default=250_000)
+    parser.add_argument("--dir", type=pathlib.Path, default=None, help="where to write the stores")
+    args = parser.parse_args()
+    root = pathlib.Path(tempfile.mkdtemp(prefix="daskgmm-stream-", dir=args.dir))
+    d, k = args.n_features, args.n_components
+    print(
+        f"{d} float32 features, k={k}, {args.covariance_type} covariance, chunks of "
+        f"{args.chunk_rows:,} rows, {args.iterations} iterations, persist=False, threads"
+    )
+    results = []
+    try:
+        for n in args.sizes:
+            path = root / f"x{n}.zarr"
+            means = write_store(path, n, d, k, args.chunk_rows)
+            stored = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            reads = [bare_read(path) for _ in range(2)]
+            start = dict(
+                weights_init=np.full(k, 1.0 / k),
+                means_init=means.astype(np.float64) + 0.3,
+                precisions_init={
+                    "full": np.stack([np.eye(d)] * k),
+                    "diag": np.ones((k, d)),
+                    "spherical": np.ones(k),
+                    "tied": np.eye(d),
+                }[args.covariance_type],
+            )
+
+            def make(**kw):
+                return daskgmm.GaussianMixture(
+                    k, covariance_type=args.covariance_type, persist=False, **start, **kw
+                )
+
+            with PeakRSS() as mem:
+                sec, extra, total, _ = timed_fit(make, str(path), args.iterations)
+            results.append((n, min(reads), sec, extra, stored))
+            print(
+                f"n={n:>12,}: stored {stored / 2**20:8.0f} MiB; bare read {min(reads):6.2f} s; "
+                f"{sec:6.2f} s/iteration ({sec / min(reads):4.2f}x read); "
+                f"peak extra {extra / 2**20:6.0f} MiB"
+            )
+            shutil.rmtree(path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    (n1, r1, s1, m1, _), (n2, r2, s2, m2, _) = results
+    print(f"peak memory, larger / smaller: {m2 / m1:.2f}x for {n2 / n1:.0f}x the rows")
+    print(f"time per iteration / bare read at the larger size: {s2 / r2:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
