@@ -5,8 +5,9 @@ complete state, a subgroup ``state-NNNNNNNN``. A new state is written completely
 into a new subgroup first; then the root attributes are rewritten to point at
 it, one small write (zarr writes each key whole: a temporary file renamed into
 place locally, a single PUT on object stores); only then is the previous state
-deleted. A process killed at any instant leaves a checkpoint that opens to the
-last complete state. Every array carries a SHA-256 of its bytes, so a truncated
+deleted (one write later, so that concurrent readers such as ``inspect`` never
+lose the state they are reading). A process killed at any instant leaves a
+checkpoint that opens to the last complete state. Every array carries a SHA-256 of its bytes, so a truncated
 or altered file is detected when it is read.
 """
 
@@ -76,11 +77,14 @@ def _read_array(group, name: str, digest: str, where: str) -> np.ndarray:
 
 def _open(path, mode: str):
     try:
-        return zarr.open_group(store=path, mode=mode)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise CheckpointError(f"no daskgmm checkpoint or model at {path!s}: {exc}") from None
+        node = zarr.open(store=str(path), mode=mode)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise CheckpointError(f"no daskgmm checkpoint or model at {path!s}") from None
     except Exception as exc:
-        raise CheckpointError(f"{path!s} is not a readable Zarr group: {exc}") from None
+        raise CheckpointError(f"{path!s} cannot be read as Zarr: {exc}") from None
+    if not isinstance(node, zarr.Group):
+        raise CheckpointError(f"{path!s} is a Zarr array, not a daskgmm checkpoint or model")
+    return node
 
 
 def _meta(group, path) -> dict:
@@ -169,6 +173,7 @@ class Checkpoint:
         root = self._root("w" if self.overwrite and self._seq == 0 else "a")
         self.overwrite = False
         meta = dict(root.attrs.get("daskgmm") or {})
+        previous = meta.get("current")
         self._seq += 1
         name = f"state-{self._seq:08d}"
         _write_state(root.create_group(name, overwrite=True), state)
@@ -181,9 +186,11 @@ class Checkpoint:
             status=state.status,
         )
         root.attrs["daskgmm"] = meta  # the switch: one write of the root metadata
+        # Older states are superseded. The one just replaced stays one more round,
+        # so that a reader that has just read the old pointer still finds it.
         for key in list(root.group_keys()):
-            if key.startswith("state-") and key != name:
-                del root[key]  # previous (and any stale) states, now superseded
+            if key.startswith("state-") and key not in (name, previous):
+                del root[key]
 
 
 def _write_state(group, state: FitState) -> None:

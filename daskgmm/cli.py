@@ -1,25 +1,36 @@
-"""The ``daskgmm`` command-line program: parses options, then calls the library."""
+"""The ``daskgmm`` command-line program: parses options, then calls the library.
+
+    daskgmm fit DATA --n-components K [options]     fit, save the model (and checkpoints)
+    daskgmm predict MODEL DATA --output PATH        labels (or probabilities) to Zarr
+    daskgmm inspect PATH                            a checkpoint or a model
+    daskgmm demo                                    generated data on a local cluster
+
+DATA is the path or URL of a Zarr array (``store.zarr/name`` for an array in a
+group), or of an xarray Zarr store with ``--variable`` / ``--dataset``.
+Errors are one line on stderr and a non-zero exit status (2: bad input or
+options, 1: anything else; 130: interrupted); ``-v`` shows tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("daskgmm.cli")
 
 
 def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity < 0 else logging.INFO
-    if verbosity > 0:
-        level = logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr if not sys.stdout.isatty() else sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    level = logging.WARNING if verbosity < 0 else (logging.DEBUG if verbosity > 0 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(message)s" if sys.stderr.isatty() else "%(asctime)s %(name)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger("daskgmm")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -28,19 +39,179 @@ def _setup_logging(verbosity: int) -> None:
     logging.getLogger("distributed").setLevel(logging.INFO if verbosity > 0 else logging.ERROR)
 
 
-def _cmd_demo(args) -> int:
-    from . import GaussianMixture
+def _csv(value: str | None):
+    return None if value is None else [v for v in value.split(",") if v]
+
+
+def _open_data(path: str, args):
+    """The data argument as the estimator takes it: a Zarr path, or an xarray object."""
+    if getattr(args, "variable", None) or getattr(args, "dataset", False):
+        import xarray as xr
+
+        try:
+            ds = xr.open_zarr(path, consolidated=None)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no Zarr store at {path}") from None
+        if args.variable:
+            if args.variable not in ds:
+                raise ValueError(
+                    f"{path} has no variable {args.variable!r} (variables: {', '.join(ds.data_vars)})"
+                )
+            return ds[args.variable]
+        names = _csv(args.variables) or list(ds.data_vars)
+        return ds[names]
+    return path
+
+
+def _estimator_xarray_options(args) -> dict:
+    return {"sample_dims": _csv(args.sample_dims), "feature_dim": args.feature_dim}
+
+
+def _cluster(args):
     from .clusters import cluster
+
+    return cluster(
+        args.cluster,
+        config=args.cluster_config,
+        n_workers=args.n_workers,
+        wait_for_workers=args.n_workers if args.cluster in ("slurm", "kubernetes") else None,
+    )
+
+
+def _announce(client) -> None:
+    if client is None:
+        logger.info("running on threads in this process (no cluster)")
+        return
+    link = getattr(client, "dashboard_link", None)
+    workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    logger.info("cluster: %s, %d worker(s)", client.scheduler.address, workers)
+    if link:
+        logger.info("dashboard: %s", link)
+
+
+def _cmd_fit(args) -> int:
+    from . import GaussianMixture
+
+    persist = {"auto": "auto", "yes": True, "no": False}[args.persist]
+    gm = GaussianMixture(
+        args.n_components,
+        covariance_type=args.covariance_type,
+        tol=args.tol,
+        reg_covar=args.reg_covar,
+        max_iter=args.max_iter,
+        n_init=args.n_init,
+        init_params=args.init,
+        random_state=args.random_state,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_overwrite=args.overwrite,
+        persist=persist,
+        **_estimator_xarray_options(args),
+    )
+    data = _open_data(args.data, args)
+    with _cluster(args) as client:
+        _announce(client)
+        t0 = time.perf_counter()
+        gm.fit(data)
+        elapsed = time.perf_counter() - t0
+    logger.info(
+        "fitted in %.1f s: %d iteration(s), converged=%s, lower bound %.6f",
+        elapsed, gm.n_iter_, gm.converged_, gm.lower_bound_,
+    )
+    if args.output:
+        gm.save(args.output)
+        logger.info("model written to %s", args.output)
+    np.set_printoptions(precision=4, suppress=True, linewidth=120)
+    print(json.dumps(
+        {
+            "n_iter": gm.n_iter_,
+            "converged": bool(gm.converged_),
+            "lower_bound": gm.lower_bound_,
+            "weights": gm.weights_.tolist(),
+            "model": str(args.output) if args.output else None,
+        }
+    ))
+    return 0
+
+
+def _write_zarr(result, path: str, overwrite: bool) -> None:
+    import dask.array as da
+    import zarr
+
+    if not overwrite:
+        try:
+            zarr.open(store=path, mode="r")
+        except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+            pass
+        else:
+            raise ValueError(f"{path} exists already; pass --overwrite to replace it")
+    if hasattr(result, "to_dataset"):  # xarray
+        result.to_dataset().to_zarr(path, mode="w" if overwrite else "w-", consolidated=False)
+    else:
+        da.to_zarr(result, path, overwrite=overwrite)
+
+
+def _cmd_predict(args) -> int:
+    import dask.array as da
+
+    from . import load
+
+    gm = load(args.model)
+    for name, value in _estimator_xarray_options(args).items():
+        if value is not None:
+            setattr(gm, name, value)
+    data = _open_data(args.data, args)
+    with _cluster(args) as client:
+        _announce(client)
+        result = gm.predict_proba(data) if args.proba else gm.predict(data)
+        if not isinstance(result, da.Array) and not hasattr(result, "to_dataset"):
+            result = da.from_array(result)
+        t0 = time.perf_counter()
+        _write_zarr(result, args.output, args.overwrite)
+    logger.info("%s written to %s in %.1f s", "probabilities" if args.proba else "labels",
+                args.output, time.perf_counter() - t0)
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from . import inspect
+
+    info = inspect(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    lbs = info.get("lower_bounds") or []
+    print(f"{info['path']}: daskgmm {info['kind']} (written by daskgmm {info.get('version')})")
+    print(f"  status:              {info['status']}")
+    print(f"  components:          {info.get('n_components')} ({info.get('covariance_type')})")
+    if info.get("init") is not None:
+        print(f"  initialisation:      {info['init']}")
+    print(f"  iterations:          {info.get('n_iter')}")
+    if lbs:
+        shown = ", ".join(f"{b:.6f}" for b in lbs[-5:])
+        print(f"  lower bounds:        {'..., ' if len(lbs) > 5 else ''}{shown}")
+    for name, shape in (info.get("shapes") or {}).items():
+        print(f"  {name + ':':<21}{tuple(shape)}")
+    if "data" in info:
+        d = info["data"]
+        print(f"  data:                {tuple(d['shape'])} {d['dtype']}, {len(d['row_chunks'])} row chunks")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from sklearn.metrics import adjusted_rand_score
+
+    from . import GaussianMixture
     from .demo import make_blobs
 
-    X, truth, true_means = make_blobs(
+    X, truth, _ = make_blobs(
         args.n_samples, args.n_features, args.n_components, chunks=args.chunk_rows, random_state=0
     )
     print(
-        f"demo: {X.shape[0]:,} x {X.shape[1]} float64 rows, {args.n_components} true "
+        f"demo: {X.shape[0]:,} x {X.shape[1]} float64 rows from {args.n_components} Gaussian "
         f"components, {X.numblocks[0]} chunks; cluster: {args.cluster}"
     )
-    with cluster(args.cluster, n_workers=args.n_workers) as client:
+    with _cluster(args) as client:
         if client is not None and getattr(client, "dashboard_link", None):
             print(f"dashboard: {client.dashboard_link}")
         t0 = time.perf_counter()
@@ -48,10 +219,7 @@ def _cmd_demo(args) -> int:
             args.n_components, covariance_type="full", random_state=0, max_iter=args.max_iter
         ).fit(X)
         elapsed = time.perf_counter() - t0
-        from sklearn.metrics import adjusted_rand_score
-
-        labels = gm.predict(X).compute()
-        ari = adjusted_rand_score(truth.compute(), labels)
+        ari = adjusted_rand_score(truth.compute(), gm.predict(X).compute())
     np.set_printoptions(precision=3, suppress=True, linewidth=120)
     print(f"fitted in {elapsed:.2f} s: {gm.n_iter_} iterations, converged={gm.converged_}")
     print("lower bound per iteration:", " ".join(f"{b:.4f}" for b in gm.lower_bounds_))
@@ -62,30 +230,102 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_cluster_options(p, default="threads"):
+    g = p.add_argument_group("cluster")
+    g.add_argument(
+        "--cluster", default=default,
+        help="threads (no cluster), local (LocalCluster), slurm (dask-jobqueue), "
+        f"kubernetes (dask-kubernetes operator), or a scheduler address tcp://HOST:PORT "
+        f"(default: {default})",
+    )
+    g.add_argument("--cluster-config", metavar="FILE",
+                   help="YAML mapping of keyword arguments for the cluster class")
+    g.add_argument("--n-workers", type=_positive_int, default=None, metavar="N",
+                   help="workers to start (local, slurm, kubernetes)")
+
+
+def _add_xarray_options(p):
+    g = p.add_argument_group("xarray Zarr stores")
+    g.add_argument("--variable", help="fit this DataArray of an xarray Zarr store")
+    g.add_argument("--dataset", action="store_true",
+                   help="use the data variables of an xarray Zarr store as the features")
+    g.add_argument("--variables", help="comma-separated variables to use with --dataset")
+    g.add_argument("--sample-dims", help="comma-separated dimensions that index samples")
+    g.add_argument("--feature-dim", help="the dimension that indexes features (--variable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="daskgmm", description="Gaussian mixture models fitted with EM on Dask."
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output, and tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    fit = sub.add_parser("fit", help="fit a mixture to a Zarr array and save the model",
+                         description="Fit a Gaussian mixture with EM; progress is logged per iteration.")
+    fit.add_argument("data", metavar="DATA", help="Zarr array path or URL (store.zarr/name in a group)")
+    fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K")
+    fit.add_argument("--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
+    fit.add_argument("--init", default="k-means||",
+                     choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
+    fit.add_argument("--max-iter", type=int, default=100, metavar="N")
+    fit.add_argument("--tol", type=float, default=1e-3)
+    fit.add_argument("--reg-covar", type=float, default=1e-6)
+    fit.add_argument("--n-init", type=_positive_int, default=1)
+    fit.add_argument("--random-state", type=int, default=None, metavar="S")
+    fit.add_argument("--checkpoint", metavar="PATH",
+                     help="Zarr checkpoint: saved during the fit, resumed from if it exists")
+    fit.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace a checkpoint of another fit instead of refusing it")
+    fit.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
+                     help="keep the data in cluster memory (auto: when it fits)")
+    fit.add_argument("-o", "--output", metavar="MODEL_PATH", help="write the model (Zarr group) here")
+    _add_cluster_options(fit)
+    _add_xarray_options(fit)
+    fit.set_defaults(func=_cmd_fit)
+
+    pred = sub.add_parser("predict", help="write labels (or probabilities) of a data set to Zarr",
+                          description="Label every row of DATA with MODEL, chunk by chunk.")
+    pred.add_argument("model", metavar="MODEL", help="a model written by 'daskgmm fit --output'")
+    pred.add_argument("data", metavar="DATA", help="Zarr array path or URL")
+    pred.add_argument("-o", "--output", required=True, metavar="PATH", help="Zarr path for the result")
+    pred.add_argument("--proba", action="store_true", help="write probabilities, not labels")
+    pred.add_argument("--overwrite", action="store_true", help="replace what is at --output")
+    _add_cluster_options(pred)
+    _add_xarray_options(pred)
+    pred.set_defaults(func=_cmd_predict)
+
+    insp = sub.add_parser("inspect", help="summarise a checkpoint or a model",
+                          description="Status, iteration, lower bounds and shapes of a checkpoint or model.")
+    insp.add_argument("path", metavar="PATH")
+    insp.add_argument("--json", action="store_true", help="print JSON")
+    insp.set_defaults(func=_cmd_inspect)
+
     demo = sub.add_parser(
-        "demo",
-        help="fit generated data on a local cluster and print a summary",
-        description="Generate well-separated Gaussian clusters, fit them on a local "
-        "cluster, and print the fitted weights, means and lower bounds.",
+        "demo", help="fit generated data on a local cluster and print a summary",
+        description="Generate well-separated Gaussian clusters, fit them on a local cluster, "
+        "and print the fitted weights, means and lower bounds.",
     )
-    demo.add_argument("--n-samples", type=int, default=200_000)
-    demo.add_argument("--n-features", type=int, default=4)
-    demo.add_argument("--n-components", type=int, default=3)
-    demo.add_argument("--chunk-rows", type=int, default=50_000)
+    demo.add_argument("--n-samples", type=_positive_int, default=200_000)
+    demo.add_argument("--n-features", type=_positive_int, default=4)
+    demo.add_argument("--n-components", type=_positive_int, default=3)
+    demo.add_argument("--chunk-rows", type=_positive_int, default=50_000)
     demo.add_argument("--max-iter", type=int, default=100)
-    demo.add_argument(
-        "--cluster", default="local", help="threads, local, or a scheduler address (default: local)"
-    )
-    demo.add_argument("--n-workers", type=int, default=2)
-    demo.set_defaults(func=_cmd_demo)
+    _add_cluster_options(demo, default="local")
+    demo.set_defaults(func=_cmd_demo, n_workers=2)
     return parser
 
 
@@ -98,9 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("daskgmm: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, TimeoutError) as exc:
+        if args.verbose:
+            raise
         print(f"daskgmm: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # anything else: still one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"daskgmm: error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
