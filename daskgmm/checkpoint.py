@@ -7,8 +7,8 @@ it, one small write (zarr writes each key whole: a temporary file renamed into
 place locally, a single PUT on object stores); only then is the previous state
 deleted (one write later, so that concurrent readers such as ``inspect`` never
 lose the state they are reading). A process killed at any instant leaves a
-checkpoint that opens to the last complete state. Every array carries a SHA-256 of its bytes, so a truncated
-or altered file is detected when it is read.
+checkpoint that opens to the last complete state. Every array carries a SHA-256
+of its bytes, so a truncated or altered file is detected when it is read.
 """
 
 from __future__ import annotations
