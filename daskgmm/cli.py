@@ -36,6 +36,9 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel(level)
     root.propagate = False
     # distributed logs worker start-up and shut-down chatter; keep it for -v only.
+    # (It sets its own levels when first imported, so import it before ours.)
+    import distributed  # noqa: F401
+
     logging.getLogger("distributed").setLevel(logging.INFO if verbosity > 0 else logging.ERROR)
 
 

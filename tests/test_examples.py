@@ -29,3 +29,13 @@ def test_gridded_map_example(tmp_path):
     values, masked = labels.values, land.values
     assert (values[masked] == -1).all()
     assert set(np.unique(values[~masked])) == {0, 1, 2}
+
+
+def test_cluster_fit_example_connects_fits_and_shows_progress():
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "cluster_fit.py")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "dashboard: http" in done.stdout
+    assert "converged=True" in done.stdout
+    assert "daskgmm.em iteration 1  lower bound" in done.stderr
