@@ -142,8 +142,30 @@ class Checkpoint:
         self.overwrite = overwrite
         self._seq = 0
 
-    def _root(self, mode="a"):
-        return zarr.open_group(store=self.path, mode=mode)
+    def _meta(self, **changes) -> dict:
+        return {
+            "format": FORMAT,
+            "kind": "checkpoint",
+            "version": _version(),
+            "identity": self.identity,
+            "current": None,
+            "status": "running",
+        } | changes
+
+    def _root(self):
+        """The checkpoint's root group, created with its attributes in a single write.
+
+        (Creating the group first and adding the attributes after would leave, if
+        the process were killed in between, a group that is not recognisable
+        as a checkpoint.)
+        """
+        if not self.overwrite:
+            try:
+                return zarr.open_group(store=self.path, mode="r+")
+            except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
+                pass
+        self.overwrite = False
+        return zarr.create_group(store=self.path, overwrite=True, attributes={"daskgmm": self._meta()})
 
     def load(self) -> FitState | None:
         """The last complete state, None for a new checkpoint; refuses a foreign one."""
@@ -170,22 +192,13 @@ class Checkpoint:
         return _read_state(root[current], f"{self.path!s}/{current}", self.identity["params"]["covariance_type"])
 
     def save(self, state: FitState) -> None:
-        root = self._root("w" if self.overwrite and self._seq == 0 else "a")
-        self.overwrite = False
-        meta = dict(root.attrs.get("daskgmm") or {})
-        previous = meta.get("current")
+        root = self._root()
+        previous = (root.attrs.get("daskgmm") or {}).get("current")
         self._seq += 1
         name = f"state-{self._seq:08d}"
         _write_state(root.create_group(name, overwrite=True), state)
-        meta.update(
-            format=FORMAT,
-            kind="checkpoint",
-            version=_version(),
-            identity=self.identity,
-            current=name,
-            status=state.status,
-        )
-        root.attrs["daskgmm"] = meta  # the switch: one write of the root metadata
+        # the switch: one write of the root metadata
+        root.attrs["daskgmm"] = self._meta(current=name, status=state.status)
         # Older states are superseded. The one just replaced stays one more round,
         # so that a reader that has just read the old pointer still finds it.
         for key in list(root.group_keys()):

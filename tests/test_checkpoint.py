@@ -164,3 +164,21 @@ def test_checkpoint_without_iterations_is_finished(tmp_path):
     gm = GaussianMixture(2, max_iter=0, random_state=0, checkpoint=str(ckpt)).fit(X)
     assert daskgmm.inspect(ckpt)["status"] == "done"
     np.testing.assert_array_equal(daskgmm.load(ckpt).means_, gm.means_)
+
+
+def test_killed_during_the_first_write_starts_cleanly(zarr_data, tmp_path):
+    """A checkpoint whose first state was never completed opens as empty, and the fit runs."""
+    from daskgmm.checkpoint import Checkpoint
+
+    X = da.from_zarr(str(zarr_data))
+    reference = fit(X)
+    ckpt = tmp_path / "c.zarr"
+    probe = GaussianMixture(**FIT, checkpoint=str(ckpt))
+    saver = probe._checkpointer(X)
+    root = saver._root()  # what the first save writes first: the root, with its attributes
+    half = root.create_group("state-00000001")
+    half.create_array("weights", shape=(4,), dtype="f8")  # ...and then it was killed
+    assert daskgmm.inspect(ckpt)["status"] == "empty"
+    assert Checkpoint(str(ckpt), identity=saver.identity).load() is None
+    resumed = fit(X, str(ckpt))
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
