@@ -125,11 +125,9 @@ def precision_cholesky_from_covariances(covariances, covariance_type, reg_covar=
     """Cholesky factor of the precisions, as scikit-learn computes it."""
     cov = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("diag", "spherical"):
-        bad = np.flatnonzero(np.atleast_2d(cov <= 0).reshape(cov.shape[0], -1).any(axis=1))
-        if covariance_type == "diag" and bad.size:
+        bad = np.flatnonzero((cov <= 0).reshape(len(cov), -1).any(axis=1))
+        if bad.size:
             raise _ill_defined(bad, reg_covar)
-        if covariance_type == "spherical" and bad.size:
-            raise _ill_defined(np.flatnonzero(cov <= 0), reg_covar)
         return 1.0 / np.sqrt(cov)
     mats = cov[None] if covariance_type == "tied" else cov
     d = mats.shape[-1]
