@@ -34,15 +34,20 @@ def zarr_data(tmp_path):
 
 def run_worker(args, kill_after=None):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")]))
+    # Its own process group: the kill takes the LocalCluster's worker processes
+    # too, as a batch system's job kill or a pod eviction would.
     proc = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if kill_after is None:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-3000:]
         return True
     time.sleep(kill_after)
     finished = proc.poll() is not None
-    proc.send_signal(signal.SIGKILL)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     proc.communicate()
     return finished
 
