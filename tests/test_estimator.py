@@ -201,3 +201,13 @@ def test_singular_covariance_without_regularisation_names_component():
     X = np.vstack([np.random.default_rng(0).normal(size=(100, 2)), np.ones((50, 2)) * 10])
     with pytest.raises(ValueError, match=r"component\(s\) \d+ is not positive definite after adding reg_covar=0"):
         GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+
+
+def test_integer_and_column_chunked_dask_input():
+    X, _ = blobs(600, 4, 2, seed=8)
+    Xi = np.round(X * 10).astype(np.int32)
+    ref = GaussianMixture(2, random_state=0).fit(Xi.astype(np.float64))
+    gm = GaussianMixture(2, random_state=0).fit(da.from_array(Xi, chunks=(100, 2)))  # 2 column chunks
+    assert gm.means_.dtype == np.float64
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12)  # other row chunks: other sum order
+    assert gm.predict(da.from_array(Xi, chunks=(150, 1))).compute().tolist() == ref.predict(Xi).tolist()
