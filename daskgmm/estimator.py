@@ -6,6 +6,7 @@ import math
 import os
 import time
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import dask
@@ -20,6 +21,7 @@ from . import checkpoint as ckpt
 from . import kernels
 from .data import Rows, as_rows, fingerprint, should_persist
 from .em import EMResult, IterationInfo, compute, run_em
+from .fitting import FitHooks, fit_initialisations
 from .errors import ConvergenceWarning
 from .init import INIT_METHODS, initial_parameters
 from .params import (
@@ -40,12 +42,6 @@ def _is_array_like_numpy(X) -> bool:
         return False
     module = type(X).__module__.split(".")[0]
     return module != "xarray"
-
-
-def _astuple(result: EMResult | None):
-    if result is None:
-        return None
-    return (result.params, list(result.lower_bounds), result.n_iter, result.converged)
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -345,57 +341,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         identity = ckpt.fit_identity(params, fingerprint(data))
         return ckpt.Checkpoint(self.checkpoint, identity=identity, overwrite=self.checkpoint_overwrite)
 
-    def _iteration_callback(self, saver, init_index, lower_bounds, random_state, best):
-        """Verbose output and checkpoints after each EM iteration."""
-        so_far = list(lower_bounds)
+    def _verbose_init_start(self, i: int) -> None:
+        print("Initialization %d" % i)
+        self._init_prev_time = self._iter_prev_time = time.perf_counter()
 
-        def callback(info: IterationInfo) -> None:
-            so_far.append(info.lower_bound)
-            if self.verbose:
-                self._verbose_iteration(info)
-            # The end of an initialisation is saved by the caller.
-            last = info.converged or info.n_iter == self.max_iter
-            if saver is not None and info.n_iter % self.checkpoint_every == 0 and not last:
-                saver.save(
-                    ckpt.FitState(
-                        init_index, info.n_iter, info.params, so_far,
-                        random_state.get_state(), _astuple(best),
-                    )
-                )
-
-        return callback
-
-    def _run_em(self, data, params, eps, lower_bound, lower_bounds, start_iter, callback):
-        result = run_em(
-            data,
-            params,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            reg_covar=self.reg_covar,
-            eps=eps,
-            lower_bound=lower_bound,
-            lower_bounds=lower_bounds,
-            start_iter=start_iter,
-            callback=callback,
-            allow_missing=self._missing,
-        )
-        if self.verbose:
-            msg = "converged" if result.converged else "did not converge"
-            extra = ""
-            if self.verbose >= 2:
-                extra = (
-                    f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
-                    f"lower bound {result.lower_bound:.5f}."
-                )
-            print(f"Initialization {msg}.{extra}")
-        return result
-
-    @staticmethod
-    def _better(best: EMResult | None, result: EMResult) -> EMResult:
-        """scikit-learn's rule: the first result, then any with a higher lower bound."""
-        if best is None or not best.lower_bounds or result.lower_bound > best.lower_bound:
-            return result
-        return best
+    def _verbose_init_end(self, result: EMResult) -> None:
+        msg = "converged" if result.converged else "did not converge"
+        extra = ""
+        if self.verbose >= 2:
+            extra = (
+                f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
+                f"lower bound {result.lower_bound:.5f}."
+            )
+        print(f"Initialization {msg}.{extra}")
 
     def _fit(self, X) -> Rows:
         self._validate_params()
@@ -422,42 +380,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
 
-        saver = self._checkpointer(data) if do_init else None
-        state = saver.load() if saver is not None else None
-        best: EMResult | None = None
-        first = 0
-        if state is not None:
-            random_state.set_state(state.rng_state)
-            first = state.init
-            if state.best is not None:
-                best = EMResult(*state.best)
-        for i in range(first, n_init if state is None or state.status != "done" else 0):
-            if self.verbose:
-                print("Initialization %d" % i)
-                self._init_prev_time = self._iter_prev_time = time.perf_counter()
-            lower_bounds: list[float] = []
-            start_iter = 0
-            if state is not None and state.init == i and state.params is not None:
-                params, lower_bounds, start_iter = state.params, state.lower_bounds, state.n_iter
-            elif do_init:
-                params = self._initial_params(data, init, random_state, eps)
-                if saver is not None:
-                    saver.save(ckpt.FitState(i, 0, params, [], random_state.get_state(), _astuple(best)))
-            else:
-                params = self._params()
-            lower_bound = lower_bounds[-1] if lower_bounds else (-math.inf if do_init else self.lower_bound_)
-            if self.max_iter == 0:
-                # scikit-learn keeps the last initialisation when nothing is iterated
-                best = EMResult(params, [], 0, False)
-            else:
-                best = self._better(best, self._run_em(
-                    data, params, eps, lower_bound, lower_bounds, start_iter,
-                    self._iteration_callback(saver, i, lower_bounds, random_state, best),
-                ))
-            if saver is not None:
-                status = "done" if i == n_init - 1 else "running"
-                saver.save(ckpt.FitState(i + 1, 0, None, [], random_state.get_state(), _astuple(best), status))
-
+        hooks = FitHooks()
+        if self.verbose:
+            hooks = FitHooks(self._verbose_init_start, self._verbose_iteration, self._verbose_init_end)
+        best = fit_initialisations(
+            n_init=n_init,
+            max_iter=self.max_iter,
+            random_state=random_state,
+            initialise=lambda: self._initial_params(data, init, random_state, eps),
+            run=partial(
+                run_em,
+                data,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                eps=eps,
+                allow_missing=self._missing,
+            ),
+            warm=None if do_init else (self._params(), self.lower_bound_),
+            saver=self._checkpointer(data) if do_init else None,
+            checkpoint_every=self.checkpoint_every,
+            hooks=hooks,
+        )
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
