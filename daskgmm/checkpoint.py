@@ -99,15 +99,13 @@ def _meta(group, path) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _write_params(group, params: GMMParams, prefix: str = "") -> dict:
-    return {
-        prefix + n: _write_array(group, prefix + n, getattr(params, n)) for n in _PARAM_ARRAYS
-    }
+def _write_params(group, params: GMMParams) -> dict:
+    return {n: _write_array(group, n, getattr(params, n)) for n in _PARAM_ARRAYS}
 
 
-def _read_params(group, digests: dict, covariance_type: str, where: str, prefix: str = ""):
-    values = {n: _read_array(group, prefix + n, digests[prefix + n], where) for n in _PARAM_ARRAYS}
-    return GMMParams(covariance_type=covariance_type, **values)
+def _read_params(group, digests: dict, covariance_type: str, where: str) -> GMMParams:
+    values = {n: _read_array(group, n, digests[n], where) for n in _PARAM_ARRAYS}
+    return _params_from(values, covariance_type)
 
 
 # ---------------------------------------------------------------------------
@@ -196,7 +194,7 @@ class Checkpoint:
         previous = (root.attrs.get("daskgmm") or {}).get("current")
         self._seq += 1
         name = f"state-{self._seq:08d}"
-        _write_state(root.create_group(name, overwrite=True), state)
+        _write_state(root, name, state)
         # the switch: one write of the root metadata
         root.attrs["daskgmm"] = self._meta(current=name, status=state.status)
         # Older states are superseded. The one just replaced stays one more round,
@@ -206,46 +204,77 @@ class Checkpoint:
                 del root[key]
 
 
-def _write_state(group, state: FitState) -> None:
-    digests = {}
+def _pack(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Concatenate arrays into one float64 vector; the layout says where each sits."""
+    layout, parts, offset = {}, [], 0
+    for name, value in arrays.items():
+        a = np.asarray(value, dtype=np.float64)
+        layout[name] = [offset, list(a.shape)]
+        parts.append(a.ravel())
+        offset += a.size
+    return (np.concatenate(parts) if parts else np.empty(0)), layout
+
+
+def _unpack(vec: np.ndarray, layout: dict) -> dict[str, np.ndarray]:
+    return {
+        name: vec[offset : offset + math.prod(shape)].reshape(shape)
+        for name, (offset, shape) in layout.items()
+    }
+
+
+def _params_from(arrays: dict, covariance_type: str, prefix: str = "") -> GMMParams:
+    return GMMParams(
+        covariance_type=covariance_type, **{n: arrays[prefix + n] for n in _PARAM_ARRAYS}
+    )
+
+
+def _write_state(root, name: str, state: FitState) -> None:
+    """A state as a group with one float64 array (parameters, best parameters,
+    random state) and JSON attributes written with the group: three small
+    writes, whatever the number of parameter arrays."""
+    arrays = {}
     if state.params is not None:
-        digests.update(_write_params(group, state.params))
+        arrays.update({n: getattr(state.params, n) for n in _PARAM_ARRAYS})
     best = None
     if state.best is not None:
         params, lbs, n_iter, converged = state.best
-        digests.update(_write_params(group, params, prefix="best_"))
+        arrays.update({"best_" + n: getattr(params, n) for n in _PARAM_ARRAYS})
         best = {"lower_bounds": list(map(float, lbs)), "n_iter": int(n_iter), "converged": bool(converged)}
-    name, keys, pos, has_gauss, cached = state.rng_state
-    digests["rng_keys"] = _write_array(group, "rng_keys", np.asarray(keys, dtype=np.uint32))
-    group.attrs["daskgmm_state"] = {
+    bit_generator, keys, pos, has_gauss, cached = state.rng_state
+    arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
+    vec, layout = _pack(arrays)
+    attributes = {
         "init": state.init,
         "n_iter": state.n_iter,
         "has_params": state.params is not None,
         "lower_bounds": list(map(float, state.lower_bounds)),
         "best": best,
-        "rng": [name, int(pos), int(has_gauss), float(cached)],
+        "rng": [bit_generator, int(pos), int(has_gauss), float(cached)],
         "status": state.status,
-        "digests": digests,
+        "layout": layout,
+        "digest": _digest(vec),
     }
+    group = root.create_group(name, overwrite=True, attributes={"daskgmm_state": attributes})
+    _write_array(group, "state", vec)
 
 
 def _read_state(group, where: str, covariance_type: str) -> FitState:
     s = group.attrs.get("daskgmm_state")
     if not isinstance(s, dict):
         raise CheckpointError(f"{where}: state attributes are missing")
-    d = s["digests"]
-    params = _read_params(group, d, covariance_type, where) if s["has_params"] else None
+    arrays = _unpack(_read_array(group, "state", s["digest"], where), s["layout"])
+    params = _params_from(arrays, covariance_type) if s["has_params"] else None
     best = None
     if s["best"] is not None:
         b = s["best"]
         best = (
-            _read_params(group, d, covariance_type, where, prefix="best_"),
+            _params_from(arrays, covariance_type, prefix="best_"),
             b["lower_bounds"],
             b["n_iter"],
             b["converged"],
         )
     name, pos, has_gauss, cached = s["rng"]
-    keys = _read_array(group, "rng_keys", d["rng_keys"], where)
+    keys = arrays["rng_keys"].astype(np.uint32)
     return FitState(
         init=s["init"],
         n_iter=s["n_iter"],
