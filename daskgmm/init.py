@@ -287,8 +287,8 @@ def initial_parameters(
             points = pool[random_state.choice(len(pool), n_components, replace=False)]
         return _from_points(points, n, covariance_type, reg_covar, eps)
     if method == "random":
-        centre = sample_rows(X[: min(n, 1024)], 1024, random_state)
-        centre = finite_rows(centre, allow_missing)[:1]
+        (head,) = compute(X[: min(n, 1024)])  # a reference row to centre the statistics on
+        centre = finite_rows(np.asarray(head), allow_missing)[:1]
         if not len(centre):
             centre = sample()[:1]
         centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)
