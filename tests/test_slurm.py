@@ -6,6 +6,7 @@ or the daemons do not come up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -65,13 +66,27 @@ def worker_config(tmp_path) -> pathlib.Path:
     return path
 
 
+@contextlib.contextmanager
+def _explained(tmp_path):
+    """On a failure, add what SLURM says about the jobs and the workers' logs."""
+    try:
+        yield
+    except Exception as error:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %j %T %r"], capture_output=True, text=True).stdout
+        node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t %c %C"], capture_output=True, text=True).stdout
+        logs = "".join(f"--- {log.name}\n{log.read_text()[-2000:]}"
+                       for log in sorted((tmp_path / "logs").glob("*")))
+        raise AssertionError(f"{error}\nsqueue:\n{queue}sinfo:\n{node}{logs}") from error
+
+
 def test_workers_are_slurm_jobs_and_give_the_threaded_model(slurm, zarr_data, tmp_path):
     from daskgmm.clusters import cluster
 
     X, path = zarr_data
     reference = daskgmm.GaussianMixture(4, random_state=0).fit(da.from_zarr(str(path)))
     config = worker_config(tmp_path)
-    with cluster("slurm", config=config, n_workers=2, wait_for_workers=2, dashboard=False) as client:
+    with _explained(tmp_path), cluster("slurm", config=config, n_workers=2, wait_for_workers=2,
+                                        dashboard=False, timeout=180) as client:
         job_ids = set(client.run(lambda: os.environ.get("SLURM_JOB_ID")).values())
         queued = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True).stdout
         gm = daskgmm.GaussianMixture(4, random_state=0).fit(da.from_zarr(str(path)))
