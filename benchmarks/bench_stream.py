@@ -4,23 +4,29 @@ For each size, a compressed float32 Zarr array is written to disk; then, on the
 threaded scheduler in this process:
 
 * the bare read: the time to read and decompress every chunk once;
-* a streamed fit (``persist=False``: every iteration re-reads the store) from
-  fixed initial parameters with ``tol=0``, in a fresh process: median seconds
-  per iteration, and the peak resident memory of that process (sampled) and
-  how much of it came during the fit.
+* for each covariance type, a streamed fit (``persist=False``: every iteration
+  re-reads the store) from fixed initial parameters with ``tol=0``, in a fresh
+  process: median seconds per iteration, and the peak resident memory of that
+  process (sampled) and how much of it came during the fit;
+* the arithmetic alone: the chunk kernel on one in-memory chunk, one thread,
+  scaled to all rows and to the threads of the machine. An iteration cannot
+  take less than this plus the read, whatever the I/O.
 
     python benchmarks/bench_stream.py                         # 2,000,000 and 20,000,000 x 16
     python benchmarks/bench_stream.py --sizes 200000 2000000  # quicker
+    python benchmarks/bench_stream.py --covariance-type full diag spherical
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import shutil
+import statistics
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 
@@ -28,8 +34,11 @@ import dask
 import dask.array as da
 import numpy as np
 from bench_em import PeakRSS, timed_fit
+from threadpoolctl import threadpool_limits
 
 import daskgmm
+from daskgmm import kernels
+from daskgmm.params import precision_cholesky_from_precisions
 
 
 def write_store(path, n, d, k, chunk_rows, seed=0):
@@ -57,14 +66,12 @@ def bare_read(path):
     return time.perf_counter() - t0
 
 
-def fit_only(path, k, covariance_type, iterations):
-    """One streamed fit in this (fresh) process; prints a JSON line of its figures."""
-    X = da.from_zarr(str(path))
+def starting_point(X, k, covariance_type):
+    """Fixed initial parameters: means from rows of the first chunk, unit precisions."""
     d = X.shape[1]
-    means = np.asarray(X[: 50 * k : 50].compute(), dtype=np.float64)  # from the first chunk
-    start = dict(
+    return dict(
         weights_init=np.full(k, 1.0 / k),
-        means_init=means,
+        means_init=np.asarray(X[: 50 * k : 50].compute(), dtype=np.float64),
         precisions_init={
             "full": np.stack([np.eye(d)] * k),
             "diag": np.ones((k, d)),
@@ -72,6 +79,28 @@ def fit_only(path, k, covariance_type, iterations):
             "tied": np.eye(d),
         }[covariance_type],
     )
+
+
+def kernel_seconds_per_row(path, k, covariance_type, repeats=5):
+    """Median seconds per row of the E-step + statistics kernel, one thread, data in memory."""
+    X = da.from_zarr(str(path))
+    block = X.blocks[0].compute()
+    start = starting_point(X, k, covariance_type)
+    pc = precision_cholesky_from_precisions(start["precisions_init"], covariance_type)
+    args = (start["weights_init"], start["means_init"], pc, covariance_type)
+    times = []
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            kernels.chunk_statistics(block, *args)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) / len(block)
+
+
+def fit_only(path, k, covariance_type, iterations):
+    """One streamed fit in this (fresh) process; prints a JSON line of its figures."""
+    X = da.from_zarr(str(path))
+    start = starting_point(X, k, covariance_type)
 
     def make(**kw):
         return daskgmm.GaussianMixture(k, covariance_type=covariance_type, persist=False, **start, **kw)
@@ -87,45 +116,50 @@ def main():
     parser.add_argument("--sizes", type=int, nargs=2, default=[2_000_000, 20_000_000])
     parser.add_argument("--n-features", type=int, default=16)
     parser.add_argument("--n-components", type=int, default=8)
-    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--covariance-type", nargs="+", default=["full"])
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument("--dir", type=pathlib.Path, default=None, help="where to write the stores")
     parser.add_argument("--fit-only", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fit_only:
-        return fit_only(args.fit_only, args.n_components, args.covariance_type, args.iterations)
+        return fit_only(args.fit_only, args.n_components, args.covariance_type[0], args.iterations)
     root = pathlib.Path(tempfile.mkdtemp(prefix="daskgmm-stream-", dir=args.dir))
-    d, k = args.n_features, args.n_components
+    d, k, threads = args.n_features, args.n_components, os.cpu_count()
     print(
-        f"{d} float32 features, k={k}, {args.covariance_type} covariance, chunks of "
-        f"{args.chunk_rows:,} rows, {args.iterations} iterations, persist=False, threads"
+        f"{d} float32 features, k={k}, chunks of {args.chunk_rows:,} rows, {args.iterations} "
+        f"iterations, persist=False, threaded scheduler on {threads} cores"
     )
-    results = []
+    results = {}  # covariance type -> [(n, read, s/it, peak, compute)]
     try:
         for n in args.sizes:
             path = root / f"x{n}.zarr"
             write_store(path, n, d, k, args.chunk_rows)
             stored = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            reads = [bare_read(path) for _ in range(2)]
-            fit = json.loads(subprocess.run(
-                [sys.executable, __file__, "--fit-only", str(path), "--n-components", str(k),
-                 "--covariance-type", args.covariance_type, "--iterations", str(args.iterations)],
-                capture_output=True, text=True, check=True,
-            ).stdout.splitlines()[-1])
-            sec, extra = fit["seconds_per_iteration"], fit["peak_rss"]
-            results.append((n, min(reads), sec, extra, stored))
-            print(
-                f"n={n:>12,}: stored {stored / 2**20:8.0f} MiB; bare read {min(reads):6.2f} s; "
-                f"{sec:6.2f} s/iteration ({sec / min(reads):4.2f}x read); "
-                f"peak RSS {extra / 2**20:6.0f} MiB ({fit['after_imports'] / 2**20:.0f} during the fit)"
-            )
+            read = min(bare_read(path) for _ in range(3))
+            print(f"n={n:>12,}: stored {stored / 2**20:,.0f} MiB; bare read {read:.2f} s")
+            for cov in args.covariance_type:
+                fit = json.loads(subprocess.run(
+                    [sys.executable, __file__, "--fit-only", str(path), "--n-components", str(k),
+                     "--covariance-type", cov, "--iterations", str(args.iterations)],
+                    capture_output=True, text=True, check=True,
+                ).stdout.splitlines()[-1])
+                sec, peak = fit["seconds_per_iteration"], fit["peak_rss"]
+                compute = kernel_seconds_per_row(path, k, cov) * n / threads
+                results.setdefault(cov, []).append((n, read, sec, peak, compute))
+                print(
+                    f"  {cov:>9}: {sec:6.2f} s/iteration ({sec / read:4.2f}x read); kernel "
+                    f"alone {compute:5.2f} s ({(read + compute) / read:4.2f}x read with it); "
+                    f"peak RSS {peak / 2**20:4.0f} MiB ({fit['after_imports'] / 2**20:.0f} during the fit)"
+                )
             shutil.rmtree(path)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    (n1, r1, s1, m1, _), (n2, r2, s2, m2, _) = results
-    print(f"peak RSS, larger / smaller: {m2 / m1:.2f}x for {n2 / n1:.0f}x the rows")
-    print(f"time per iteration / bare read at the larger size: {s2 / r2:.2f}x")
+    for cov, ((n1, _, _, m1, _), (n2, r2, s2, m2, c2)) in results.items():
+        print(
+            f"{cov}: peak RSS {m2 / m1:.2f}x for {n2 / n1:.0f}x the rows; at {n2:,} rows an "
+            f"iteration takes {s2 / r2:.2f}x the bare read (read + kernel alone: {(r2 + c2) / r2:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -293,7 +293,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
-    def _initial_params(self, X, init, random_state, eps) -> GMMParams:
+    def _initial_params(self, X, init, random_state, eps, allow_missing) -> GMMParams:
         init_w, init_m, init_p = init
         if init_w is not None and init_m is not None and init_p is not None:
             pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
@@ -311,7 +311,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 oversampling=self.init_oversampling,
                 lloyd_iter=self.init_lloyd_iter,
             ),
-            allow_missing=self._missing,
+            allow_missing=allow_missing,
         )
         weights = p.weights if init_w is None else init_w
         means = p.means if init_m is None else init_m
@@ -372,7 +372,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             rows.n_features,
         )
         data = rows.array
-        self._missing = self._allow_missing(rows)
+        allow_missing = self._allow_missing(rows)
         if not rows.lazy or should_persist(data, self.persist):
             (data,) = dask.persist(data)
         eps = float(np.finfo(data.dtype).eps)
@@ -387,7 +387,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_init=n_init,
             max_iter=self.max_iter,
             random_state=random_state,
-            initialise=lambda: self._initial_params(data, init, random_state, eps),
+            initialise=lambda: self._initial_params(data, init, random_state, eps, allow_missing),
             run=partial(
                 run_em,
                 data,
@@ -395,7 +395,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 reg_covar=self.reg_covar,
                 eps=eps,
-                allow_missing=self._missing,
+                allow_missing=allow_missing,
             ),
             warm=None if do_init else (self._params(), self.lower_bound_),
             saver=self._checkpointer(data) if do_init else None,

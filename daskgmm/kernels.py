@@ -39,6 +39,10 @@ __all__ = [
 
 #: Target size in bytes of one ``(n_components, rows, n_features)`` work array.
 _WORKSET_BYTES = 1 << 21
+#: Largest Mahalanobis distance between the mean of the means and any mean for
+#: which diagonal and spherical models use quadratic features (:class:`_Expanded`):
+#: their relative rounding error is about this times float64's epsilon.
+_MAX_EXPANSION = 1e6
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -187,6 +191,11 @@ class _Model:
             + log_det_cholesky(precisions_cholesky, covariance_type, self.n_features)
             - 0.5 * self.n_features * _LOG_2PI
         )
+        self.expanded = (
+            _Expanded.of(means, precisions_cholesky, covariance_type)
+            if covariance_type in ("diag", "spherical")
+            else None
+        )
 
     def centred(self, block):
         """``x - m_k`` for every component: shape (K, rows, D), data dtype."""
@@ -199,10 +208,74 @@ class _Model:
         elementwise operations across K contiguous rows.
         """
         maha = _MAHALANOBIS[self.covariance_type](diff, self.pc)
-        out = maha.astype(np.float64)
-        out *= -0.5
-        out += self.offset[:, None]
-        return out
+        return self._from_mahalanobis(maha.astype(np.float64))
+
+    def _from_mahalanobis(self, maha):
+        maha *= -0.5
+        maha += self.offset[:, None]
+        return maha
+
+    def log_prob_and_work(self, block):
+        """Weighted log-probs (K, rows) of a sub-block of data, and the array that
+        the statistics are taken from: the features of :class:`_Expanded` where
+        it applies, else the centred data."""
+        if self.expanded is not None:
+            features = self.expanded.features(block)
+            with np.errstate(invalid="ignore", over="ignore"):  # rows with inf: NaN
+                maha = self.expanded.coef @ features
+            return self._from_mahalanobis(maha), features
+        diff = self.centred(block)
+        return self.weighted_log_prob(diff), diff
+
+
+class _Expanded:
+    """Diagonal and spherical models through quadratic features, in float64.
+
+    With ``x~ = x - c`` (``c`` the mean of the means, ``d_k = m_k - c``) and
+    ``p_k`` the diagonal precision, every component's Mahalanobis distance is
+    one row of a product with the features ``f(x) = [x~^2, x~, 1]``::
+
+        sum_j p_kj (x~_j - d_kj)^2 = [p_k, -2 p_k d_k, sum_j p_kj d_kj^2] . f(x)
+
+    and the statistics are ``resp @ f^T``, shifted to ``m_k`` afterwards. Two
+    small GEMMs replace the (K, rows, D) centred array. Rounding grows with the
+    Mahalanobis distance between ``c`` and a mean (cancellation); the form is
+    used only while that stays below :data:`_MAX_EXPANSION`.
+    """
+
+    def __init__(self, shift, delta, precision, coef):
+        self.shift, self.delta, self.precision, self.coef = shift, delta, precision, coef
+
+    @classmethod
+    def of(cls, means, precisions_cholesky, covariance_type):
+        means = np.asarray(means, dtype=np.float64)
+        pc = np.asarray(precisions_cholesky, dtype=np.float64)
+        p = np.square(pc if covariance_type == "diag" else pc[:, None])
+        p = np.broadcast_to(p, means.shape)
+        shift = means.mean(axis=0)
+        delta = means - shift
+        const = (p * np.square(delta)).sum(axis=1)
+        if not np.all(const <= _MAX_EXPANSION):  # also refuses NaN
+            return None
+        return cls(shift, delta, p, np.concatenate([p, -2.0 * p * delta, const[:, None]], axis=1))
+
+    def features(self, block):
+        """``[x~^2; x~; 1]`` as a (2D + 1, rows) float64 array."""
+        d, n = block.shape[1], block.shape[0]
+        f = np.empty((2 * d + 1, n))
+        np.subtract(block.T, self.shift[:, None], out=f[d : 2 * d])
+        np.square(f[d : 2 * d], out=f[:d])
+        f[2 * d] = 1.0
+        return f
+
+    def moments(self, features, resp):
+        """``N_k``, ``s_k`` and the diagonal of ``S_k``, centred on the means."""
+        d = self.delta.shape[1]
+        sums = resp @ features.T  # (K, 2D + 1): sum r x~^2, sum r x~, sum r
+        nk, sx = sums[:, 2 * d], sums[:, d : 2 * d]
+        sk = sx - nk[:, None] * self.delta
+        Sk = sums[:, :d] - 2.0 * self.delta * sx + nk[:, None] * np.square(self.delta)
+        return nk, sk, Sk
 
 
 def _normalise_in_place(wlp):
@@ -244,18 +317,28 @@ class _Accumulator:
         parts = layout.split(self.out)  # views into ``out``
         self.nk, self.sk, self.Sk = parts["nk"], parts["sk"], parts["Sk"]
 
-    def add(self, diff, resp, finite, score):
+    def add(self, diff, resp, finite, score, expanded=None):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
-        Rows where ``finite`` is False are counted and left out; ``score`` (b,)
-        is summed into the first entry (log-likelihood or inertia).
+        With ``expanded`` (an :class:`_Expanded`), ``diff`` holds its features
+        (2D + 1, b) instead. Rows where ``finite`` is False are counted and left
+        out; ``score`` (b,) is summed into the first entry (log-likelihood or inertia).
         """
         if not finite.all():
             self.out[2] += np.count_nonzero(~finite)
             resp[:, ~finite] = 0.0
-            diff[:, ~finite, :] = 0.0
+            if expanded is None:
+                diff[:, ~finite, :] = 0.0
+            else:
+                diff[:, ~finite] = 0.0
             score = score[finite]
         self.out[0] += score.sum()
+        if expanded is not None:
+            nk, sk, Sk = expanded.moments(diff, resp)
+            self.nk += nk
+            self.sk += sk
+            self.Sk += Sk
+            return
         r_t = resp.astype(diff.dtype, copy=False)
         self.nk += resp.sum(axis=1, dtype=np.float64)
         self.sk += np.matmul(r_t[:, None, :], diff)[:, 0, :]
@@ -277,10 +360,9 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     acc = _Accumulator(model.n_components, model.n_features, covariance_type)
     step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
     for start in range(0, block.shape[0], step):
-        diff = model.centred(block[start : start + step])
-        resp = model.weighted_log_prob(diff)
+        resp, work = model.log_prob_and_work(block[start : start + step])
         lse = _normalise_in_place(resp)
-        acc.add(diff, resp, np.isfinite(lse), lse)
+        acc.add(work, resp, np.isfinite(lse), lse, model.expanded)
     return acc.result(block.shape[0])
 
 
@@ -430,7 +512,7 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
     for start in range(0, n, step):
         sub = block[start : start + step]
-        wlp = model.weighted_log_prob(model.centred(sub))
+        wlp = model.log_prob_and_work(sub)[0]
         part = per_block(wlp)
         bad = ~np.isfinite(sub).all(axis=1)
         if bad.any():
