@@ -14,6 +14,10 @@ results add up) and accumulated in float64 whatever the data dtype::
     s_k = sum_n r_nk (x_n - m_k)
     S_k = sum_n r_nk (x_n - m_k)(x_n - m_k)^T      (diag/spherical: the diagonal;
                                                     tied: summed over k)
+
+Products are ``np.dot``, never ``@``/``np.matmul``: NumPy's matmul holds the GIL
+around BLAS (numpy#11821), which serialises the chunk tasks of the threaded
+scheduler and of multi-threaded workers; ``np.dot`` releases it.
 """
 
 from __future__ import annotations
@@ -119,60 +123,76 @@ def log_det_cholesky(precisions_cholesky: np.ndarray, covariance_type: str, n_fe
     return n_features * np.log(pc)
 
 
-def _sum_squares(y):
-    """Row sums of squares over the last axis, in place (a GEMV, not a reduction)."""
+class _Workspace:
+    """Work arrays kept from one sub-block to the next.
+
+    Fresh arrays of a few MiB per sub-block would each be mapped and faulted
+    in anew; page faults serialise the threads of a process, so reusing the
+    arrays is what lets chunk tasks on threads run in parallel.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def __call__(self, name, shape, dtype=np.float64):
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return a
+
+
+def _stacked_dot(a, b, out=None):
+    """``a[k] . b[k]`` for every k, as one ``np.dot`` per component (see the module notes)."""
+    if out is None:
+        out = np.empty((a.shape[0], a.shape[1], b.shape[-1]), dtype=np.result_type(a, b))
+    for k in range(a.shape[0]):
+        np.dot(a[k], b[k], out=out[k])
+    return out
+
+
+def _sum_squares(y, out):
+    """Row sums of squares over the last axis, squaring ``y`` in place (a GEMV,
+    not a reduction); ``out`` has ``y``'s leading shape."""
     np.square(y, out=y)
-    return y @ np.ones(y.shape[-1], dtype=y.dtype)
+    ones = np.ones(y.shape[-1], dtype=y.dtype)
+    np.dot(y.reshape(-1, y.shape[-1]), ones, out=out.reshape(-1))
+    return out
 
 
-def _maha_full(diff, pc):
-    return _sum_squares(np.matmul(diff, pc))
+def _mahalanobis(diff, pc, covariance_type, ws):
+    """Squared Mahalanobis distances (K, rows) of centred data, data dtype."""
+    y = ws("y", diff.shape, diff.dtype)
+    if covariance_type == "full":
+        _stacked_dot(diff, pc, out=y)
+    elif covariance_type == "tied":
+        k, b, d = diff.shape
+        np.dot(diff.reshape(k * b, d), pc, out=y.reshape(k * b, d))
+    elif covariance_type == "diag":
+        np.multiply(diff, pc[:, None, :], out=y)
+    else:
+        np.copyto(y, diff)
+    maha = _sum_squares(y, ws("maha", diff.shape[:2], diff.dtype))
+    if covariance_type == "spherical":
+        maha *= np.square(pc)[:, None]
+    return maha
 
 
-def _maha_tied(diff, pc):
+def _row_weighted_sums(r_t, a):
+    """``sum_n r[k, n] a[k, n, :]`` for every k: (K, D)."""
+    return _stacked_dot(r_t[:, None, :], a)[:, 0, :]
+
+
+def _second_moment(diff, r_t, covariance_type, ws):
+    """``sum_n r_nk (x_n - m_k)(x_n - m_k)^T`` in the layout of the covariance type."""
+    wd = ws("weighted", diff.shape, diff.dtype)
+    if covariance_type in ("diag", "spherical"):
+        np.square(diff, out=wd)
+        return _row_weighted_sums(r_t, wd)
+    np.multiply(diff, r_t[:, :, None], out=wd)
+    if covariance_type == "full":
+        return _stacked_dot(wd.transpose(0, 2, 1), diff)
     k, b, d = diff.shape
-    return _sum_squares(diff.reshape(k * b, d) @ pc).reshape(k, b)
-
-
-def _maha_diag(diff, pc):
-    return _sum_squares(diff * pc[:, None, :])
-
-
-def _maha_spherical(diff, pc):
-    sq = _sum_squares(diff.copy())
-    sq *= np.square(pc)[:, None]
-    return sq
-
-
-_MAHALANOBIS = {
-    "full": _maha_full,
-    "tied": _maha_tied,
-    "diag": _maha_diag,
-    "spherical": _maha_spherical,
-}
-
-
-def _second_moment_full(diff, r_t):
-    wd = diff * r_t[:, :, None]
-    return np.matmul(wd.transpose(0, 2, 1), diff)
-
-
-def _second_moment_tied(diff, r_t):
-    k, b, d = diff.shape
-    wd = (diff * r_t[:, :, None]).reshape(k * b, d)
-    return wd.T @ diff.reshape(k * b, d)
-
-
-def _second_moment_diag(diff, r_t):
-    return np.matmul(r_t[:, None, :], np.square(diff))[:, 0, :]
-
-
-_SECOND_MOMENT = {
-    "full": _second_moment_full,
-    "tied": _second_moment_tied,
-    "diag": _second_moment_diag,
-    "spherical": _second_moment_diag,
-}
+    return np.dot(wd.reshape(k * b, d).T, diff.reshape(k * b, d))
 
 
 class _Model:
@@ -197,35 +217,32 @@ class _Model:
             else None
         )
 
-    def centred(self, block):
-        """``x - m_k`` for every component: shape (K, rows, D), data dtype."""
-        return block[None, :, :] - self.means[:, None, :]
-
-    def weighted_log_prob(self, diff):
-        """log w_k + log N(x | m_k, P_k^-1), shape (K, rows), float64.
+    def log_prob_and_work(self, block, ws):
+        """Weighted log-probs ``log w_k + log N(x | m_k, P_k^-1)``, (K, rows) float64,
+        of a sub-block, and the array that its statistics are taken from: the
+        features of :class:`_Expanded` where it applies, else the centred data.
 
         Components are the leading axis so that reductions over components are
         elementwise operations across K contiguous rows.
         """
-        maha = _MAHALANOBIS[self.covariance_type](diff, self.pc)
-        return self._from_mahalanobis(maha.astype(np.float64))
-
-    def _from_mahalanobis(self, maha):
-        maha *= -0.5
-        maha += self.offset[:, None]
-        return maha
-
-    def log_prob_and_work(self, block):
-        """Weighted log-probs (K, rows) of a sub-block of data, and the array that
-        the statistics are taken from: the features of :class:`_Expanded` where
-        it applies, else the centred data."""
+        wlp = ws("wlp", (self.n_components, block.shape[0]))
         if self.expanded is not None:
-            features = self.expanded.features(block)
+            work = self.expanded.features(block, ws)
             with np.errstate(invalid="ignore", over="ignore"):  # rows with inf: NaN
-                maha = self.expanded.coef @ features
-            return self._from_mahalanobis(maha), features
-        diff = self.centred(block)
-        return self.weighted_log_prob(diff), diff
+                np.dot(self.expanded.coef, work, out=wlp)
+        else:
+            work = _centred(block, self.means, ws)
+            wlp[...] = _mahalanobis(work, self.pc, self.covariance_type, ws)
+        wlp *= -0.5
+        wlp += self.offset[:, None]
+        return wlp, work
+
+
+def _centred(block, centers, ws):
+    """``x - c_k`` for every centre: (K, rows, D) in the dtype of ``centers``."""
+    out = ws("diff", (centers.shape[0],) + block.shape, centers.dtype)
+    np.subtract(block[None, :, :], centers[:, None, :], out=out)
+    return out
 
 
 class _Expanded:
@@ -237,14 +254,14 @@ class _Expanded:
 
         sum_j p_kj (x~_j - d_kj)^2 = [p_k, -2 p_k d_k, sum_j p_kj d_kj^2] . f(x)
 
-    and the statistics are ``resp @ f^T``, shifted to ``m_k`` afterwards. Two
+    and the statistics are ``resp . f^T``, shifted to ``m_k`` afterwards. Two
     small GEMMs replace the (K, rows, D) centred array. Rounding grows with the
     Mahalanobis distance between ``c`` and a mean (cancellation); the form is
     used only while that stays below :data:`_MAX_EXPANSION`.
     """
 
-    def __init__(self, shift, delta, precision, coef):
-        self.shift, self.delta, self.precision, self.coef = shift, delta, precision, coef
+    def __init__(self, shift, delta, coef):
+        self.shift, self.delta, self.coef = shift, delta, coef
 
     @classmethod
     def of(cls, means, precisions_cholesky, covariance_type):
@@ -257,12 +274,12 @@ class _Expanded:
         const = (p * np.square(delta)).sum(axis=1)
         if not np.all(const <= _MAX_EXPANSION):  # also refuses NaN
             return None
-        return cls(shift, delta, p, np.concatenate([p, -2.0 * p * delta, const[:, None]], axis=1))
+        return cls(shift, delta, np.concatenate([p, -2.0 * p * delta, const[:, None]], axis=1))
 
-    def features(self, block):
+    def features(self, block, ws):
         """``[x~^2; x~; 1]`` as a (2D + 1, rows) float64 array."""
         d, n = block.shape[1], block.shape[0]
-        f = np.empty((2 * d + 1, n))
+        f = ws("features", (2 * d + 1, n))
         np.subtract(block.T, self.shift[:, None], out=f[d : 2 * d])
         np.square(f[d : 2 * d], out=f[:d])
         f[2 * d] = 1.0
@@ -271,7 +288,7 @@ class _Expanded:
     def moments(self, features, resp):
         """``N_k``, ``s_k`` and the diagonal of ``S_k``, centred on the means."""
         d = self.delta.shape[1]
-        sums = resp @ features.T  # (K, 2D + 1): sum r x~^2, sum r x~, sum r
+        sums = np.dot(resp, features.T)  # (K, 2D + 1): sum r x~^2, sum r x~, sum r
         nk, sx = sums[:, 2 * d], sums[:, d : 2 * d]
         sk = sx - nk[:, None] * self.delta
         Sk = sums[:, :d] - 2.0 * self.delta * sx + nk[:, None] * np.square(self.delta)
@@ -317,12 +334,13 @@ class _Accumulator:
         parts = layout.split(self.out)  # views into ``out``
         self.nk, self.sk, self.Sk = parts["nk"], parts["sk"], parts["Sk"]
 
-    def add(self, diff, resp, finite, score, expanded=None):
+    def add(self, diff, resp, finite, score, ws, expanded=None):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
         With ``expanded`` (an :class:`_Expanded`), ``diff`` holds its features
         (2D + 1, b) instead. Rows where ``finite`` is False are counted and left
-        out; ``score`` (b,) is summed into the first entry (log-likelihood or inertia).
+        out; ``score`` (b,) is summed into the first entry (log-likelihood or
+        inertia). ``ws`` is the chunk's :class:`_Workspace`.
         """
         if not finite.all():
             self.out[2] += np.count_nonzero(~finite)
@@ -339,10 +357,14 @@ class _Accumulator:
             self.sk += sk
             self.Sk += Sk
             return
-        r_t = resp.astype(diff.dtype, copy=False)
+        if resp.dtype == diff.dtype:
+            r_t = resp
+        else:
+            r_t = ws("resp", resp.shape, diff.dtype)
+            np.copyto(r_t, resp, casting="same_kind")
         self.nk += resp.sum(axis=1, dtype=np.float64)
-        self.sk += np.matmul(r_t[:, None, :], diff)[:, 0, :]
-        self.Sk += _SECOND_MOMENT[self.covariance_type](diff, r_t)
+        self.sk += _row_weighted_sums(r_t, diff)
+        self.Sk += _second_moment(diff, r_t, self.covariance_type, ws)
 
     def result(self, n_rows):
         self.out[1] = n_rows
@@ -359,15 +381,18 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     acc = _Accumulator(model.n_components, model.n_features, covariance_type)
     step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
+    ws = _Workspace()
     for start in range(0, block.shape[0], step):
-        resp, work = model.log_prob_and_work(block[start : start + step])
+        resp, work = model.log_prob_and_work(block[start : start + step], ws)
         lse = _normalise_in_place(resp)
-        acc.add(work, resp, np.isfinite(lse), lse, model.expanded)
+        acc.add(work, resp, np.isfinite(lse), lse, ws, model.expanded)
     return acc.result(block.shape[0])
 
 
-def _squared_distances(diff):
-    return _sum_squares(diff.copy()).astype(np.float64)
+def _squared_distances(diff, ws):
+    y = ws("y", diff.shape, diff.dtype)
+    np.copyto(y, diff)
+    return _sum_squares(y, ws("maha", diff.shape[:2], diff.dtype)).astype(np.float64)
 
 
 def chunk_assignment_statistics(block, centers, covariance_type):
@@ -382,16 +407,17 @@ def chunk_assignment_statistics(block, centers, covariance_type):
     acc = _Accumulator(k, d, covariance_type)
     c = centers.astype(block.dtype, copy=False)
     step = _block_rows(k, d, block.dtype.itemsize)
+    ws = _Workspace()
     for start in range(0, block.shape[0], step):
-        diff = block[None, start : start + step, :] - c[:, None, :]
-        dist = _squared_distances(diff)
+        diff = _centred(block[start : start + step], c, ws)
+        dist = _squared_distances(diff, ws)
         finite = np.isfinite(dist).all(axis=0)
         dist[:, ~finite] = 0.0
         label = dist.argmin(axis=0)
         cols = np.arange(dist.shape[1])
         resp = np.zeros_like(dist)
         resp[label, cols] = 1.0
-        acc.add(diff, resp, finite, dist[label, cols])
+        acc.add(diff, resp, finite, dist[label, cols], ws)
     return acc.result(block.shape[0])
 
 
@@ -421,13 +447,14 @@ def chunk_random_statistics(block, centers, covariance_type, seed, block_info=No
     acc = _Accumulator(k, d, covariance_type)
     c = centers.astype(block.dtype, copy=False)
     step = _block_rows(k, d, block.dtype.itemsize)
+    ws = _Workspace()
     for start in range(0, block.shape[0], step):
-        diff = block[None, start : start + step, :] - c[:, None, :]
+        diff = _centred(block[start : start + step], c, ws)
         b = diff.shape[1]
         resp = _row_uniforms(seed, row0 + start, b, k).T.copy()
         resp /= resp.sum(axis=0)
         finite = np.isfinite(diff).all(axis=(0, 2))
-        acc.add(diff, resp, finite, np.zeros(b))
+        acc.add(diff, resp, finite, np.zeros(b), ws)
     return acc.result(block.shape[0])
 
 
@@ -440,7 +467,7 @@ def _nearest(block, centers):
     """
     x = block.astype(np.float64, copy=False)
     c = np.asarray(centers, dtype=np.float64)
-    approx = (c * c).sum(axis=1)[None, :] - 2.0 * (x @ c.T)
+    approx = (c * c).sum(axis=1)[None, :] - 2.0 * np.dot(x, c.T)
     label = approx.argmin(axis=1)
     diff = x - c[label]
     return label, np.einsum("nd,nd->n", diff, diff)
@@ -510,9 +537,10 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     shape = (n,) if width is None else (n, model.n_components)
     out = np.empty(shape, dtype=dtype)
     step = _block_rows(model.n_components, model.n_features, block.dtype.itemsize)
+    ws = _Workspace()
     for start in range(0, n, step):
         sub = block[start : start + step]
-        wlp = model.log_prob_and_work(sub)[0]
+        wlp = model.log_prob_and_work(sub, ws)[0]
         part = per_block(wlp)
         bad = ~np.isfinite(sub).all(axis=1)
         if bad.any():
