@@ -221,6 +221,10 @@ class _Model:
             if covariance_type in ("diag", "spherical")
             else None
         )
+        if self.expanded is not None:
+            # -0.5 * distance + offset in one product: the offset joins the constant feature.
+            self.log_prob_coef = -0.5 * self.expanded.coef
+            self.log_prob_coef[:, -1] += self.offset
 
     def log_prob_and_work(self, block, ws):
         """Weighted log-probs ``log w_k + log N(x | m_k, P_k^-1)``, (K, rows) float64,
@@ -234,10 +238,10 @@ class _Model:
         if self.expanded is not None:
             work = self.expanded.features(block, ws)
             with np.errstate(invalid="ignore", over="ignore"):  # rows with inf: NaN
-                np.dot(self.expanded.coef, work, out=wlp)
-        else:
-            work = _centred(block, self.means, ws)
-            wlp[...] = _mahalanobis(work, self.pc, self.covariance_type, ws)
+                np.dot(self.log_prob_coef, work, out=wlp)
+            return wlp, work
+        work = _centred(block, self.means, ws)
+        wlp[...] = _mahalanobis(work, self.pc, self.covariance_type, ws)
         wlp *= -0.5
         wlp += self.offset[:, None]
         return wlp, work
