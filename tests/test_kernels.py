@@ -141,3 +141,17 @@ def test_diagonal_models_stay_accurate_for_far_apart_means(covariance_type, sepa
     st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
     np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(st.Sk, np.einsum("nk,knd->kd", r, diff**2), rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_component_of_zero_weight_gets_no_rows(covariance_type):
+    p = random_params(covariance_type)
+    p = GMMParams(np.array([0.5, 0.5, 0.0]), p.means, p.covariances, p.precisions_cholesky, covariance_type)
+    X = np.random.default_rng(10).normal(scale=3, size=(3000, 4))
+    with np.errstate(divide="ignore"):
+        want = naive_weighted_log_prob(X, p)
+    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    assert np.all(got[:, 2] == -np.inf)
+    np.testing.assert_allclose(got[:, :2], want[:, :2], rtol=1e-10)
+    st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
+    assert st.nk[2] == 0 and np.isfinite(st.Sk).all() and np.isfinite(st.log_lik_sum)
