@@ -47,10 +47,10 @@ __all__ = [
 #: rows at K=8, D=16, the fastest on two threads (smaller sub-blocks pay more
 #: per-call overhead and GIL hand-overs, larger ones fall out of cache).
 _WORKSET_ELEMENTS = 1 << 18
-#: Bytes of the quadratic-feature array of :class:`_Expanded` per sub-block.
+#: Bytes of the feature array of :class:`_Expanded` per sub-block.
 _FEATURES_BYTES = 1 << 21
 #: Largest Mahalanobis distance between the mean of the means and any mean for
-#: which diagonal and spherical models use quadratic features (:class:`_Expanded`):
+#: which diagonal, spherical and tied models use expanded features (:class:`_Expanded`):
 #: their relative rounding error is about this times float64's epsilon.
 _MAX_EXPANSION = 1e6
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -216,15 +216,8 @@ class _Model:
             + log_det_cholesky(precisions_cholesky, covariance_type, self.n_features)
             - 0.5 * self.n_features * _LOG_2PI
         )
-        self.expanded = (
-            _Expanded.of(means, precisions_cholesky, covariance_type)
-            if covariance_type in ("diag", "spherical")
-            else None
-        )
-        if self.expanded is not None:
-            # -0.5 * distance + offset in one product: the offset joins the constant feature.
-            self.log_prob_coef = -0.5 * self.expanded.coef
-            self.log_prob_coef[:, -1] += self.offset
+        expansion = _EXPANSIONS.get(covariance_type)
+        self.expanded = expansion and expansion.of(means, precisions_cholesky, self.offset)
 
     def log_prob_and_work(self, block, ws):
         """Weighted log-probs ``log w_k + log N(x | m_k, P_k^-1)``, (K, rows) float64,
@@ -238,7 +231,7 @@ class _Model:
         if self.expanded is not None:
             work = self.expanded.features(block, ws)
             with np.errstate(invalid="ignore", over="ignore"):  # rows with inf: NaN
-                np.dot(self.log_prob_coef, work, out=wlp)
+                self.expanded.log_prob(work, ws, out=wlp)
             return wlp, work
         work = _centred(block, self.means, ws)
         wlp[...] = _mahalanobis(work, self.pc, self.covariance_type, ws)
@@ -255,44 +248,62 @@ def _centred(block, centers, ws):
 
 
 class _Expanded:
-    """Diagonal and spherical models through quadratic features, in float64.
+    """Distances and statistics as small GEMMs over features of ``x~ = x - c``, in float64.
 
-    With ``x~ = x - c`` (``c`` the mean of the means, ``d_k = m_k - c``) and
-    ``p_k`` the diagonal precision, every component's Mahalanobis distance is
-    one row of a product with the features ``f(x) = [x~^2, x~, 1]``::
+    ``c`` is the mean of the means and ``d_k = m_k - c``. Expanding
+    ``(x~ - d_k)^T P_k (x~ - d_k)`` makes every component's distance a product
+    of per-component coefficients with features of ``x~`` shared by all
+    components, and the statistics sums of those features, shifted to ``m_k``
+    afterwards: no (K, rows, D) centred array. Rounding grows with the
+    Mahalanobis distance between ``c`` and a mean (cancellation), so an
+    expansion is used only while that stays below :data:`_MAX_EXPANSION`.
+    Subclasses: :class:`_DiagonalExpansion` (diag, spherical) and
+    :class:`_TiedExpansion`.
+    """
+
+    @staticmethod
+    def _shift(means):
+        means = np.asarray(means, dtype=np.float64)
+        shift = means.mean(axis=0)
+        return shift, means - shift
+
+    @staticmethod
+    def _close_enough(const):
+        return bool(np.all(const <= _MAX_EXPANSION))  # also refuses NaN
+
+
+class _DiagonalExpansion(_Expanded):
+    """Diagonal and spherical precisions ``p_k``, features ``f(x) = [x~^2, x~, 1]``::
 
         sum_j p_kj (x~_j - d_kj)^2 = [p_k, -2 p_k d_k, sum_j p_kj d_kj^2] . f(x)
-
-    and the statistics are ``resp . f^T``, shifted to ``m_k`` afterwards. Two
-    small GEMMs replace the (K, rows, D) centred array. Rounding grows with the
-    Mahalanobis distance between ``c`` and a mean (cancellation); the form is
-    used only while that stays below :data:`_MAX_EXPANSION`.
     """
 
     def __init__(self, shift, delta, coef):
         self.shift, self.delta, self.coef = shift, delta, coef
 
     @classmethod
-    def of(cls, means, precisions_cholesky, covariance_type):
-        means = np.asarray(means, dtype=np.float64)
+    def of(cls, means, precisions_cholesky, offset):
+        shift, delta = cls._shift(means)
         pc = np.asarray(precisions_cholesky, dtype=np.float64)
-        p = np.square(pc if covariance_type == "diag" else pc[:, None])
-        p = np.broadcast_to(p, means.shape)
-        shift = means.mean(axis=0)
-        delta = means - shift
+        p = np.broadcast_to(np.square(pc if pc.ndim == 2 else pc[:, None]), delta.shape)
         const = (p * np.square(delta)).sum(axis=1)
-        if not np.all(const <= _MAX_EXPANSION):  # also refuses NaN
+        if not cls._close_enough(const):
             return None
-        return cls(shift, delta, np.concatenate([p, -2.0 * p * delta, const[:, None]], axis=1))
+        # -0.5 * distance + offset in one product: the offset joins the constant feature.
+        coef = -0.5 * np.concatenate([p, -2.0 * p * delta, const[:, None]], axis=1)
+        coef[:, -1] += offset
+        return cls(shift, delta, coef)
 
     def features(self, block, ws):
-        """``[x~^2; x~; 1]`` as a (2D + 1, rows) float64 array."""
-        d, n = block.shape[1], block.shape[0]
-        f = ws("features", (2 * d + 1, n))
+        d = block.shape[1]
+        f = ws("features", (2 * d + 1, block.shape[0]))
         np.subtract(block.T, self.shift[:, None], out=f[d : 2 * d])
         np.square(f[d : 2 * d], out=f[:d])
         f[2 * d] = 1.0
         return f
+
+    def log_prob(self, features, ws, out):
+        return np.dot(self.coef, features, out=out)
 
     def moments(self, features, resp):
         """``N_k``, ``s_k`` and the diagonal of ``S_k``, centred on the means."""
@@ -302,6 +313,61 @@ class _Expanded:
         sk = sx - nk[:, None] * self.delta
         Sk = sums[:, :d] - 2.0 * self.delta * sx + nk[:, None] * np.square(self.delta)
         return nk, sk, Sk
+
+
+class _TiedExpansion(_Expanded):
+    """One precision ``P = U U^T`` for all components, features ``f(x) = [x~, 1]``::
+
+        (x~ - d_k)^T P (x~ - d_k) = |U^T x~|^2 + [-2 P d_k, d_k^T P d_k] . f(x)
+
+    The first term is shared by all components. The statistics need
+    ``sum_n x~ x~^T`` once, since the responsibilities of a row sum to one.
+    """
+
+    def __init__(self, shift, delta, pc, coef):
+        self.shift, self.delta, self.pc, self.coef = shift, delta, pc, coef
+
+    @classmethod
+    def of(cls, means, precisions_cholesky, offset):
+        shift, delta = cls._shift(means)
+        pc = np.asarray(precisions_cholesky, dtype=np.float64)
+        pd = np.dot(delta, np.dot(pc, pc.T))  # (K, D): P d_k
+        const = np.einsum("kd,kd->k", pd, delta)
+        if not cls._close_enough(const):
+            return None
+        coef = -0.5 * np.concatenate([-2.0 * pd, const[:, None]], axis=1)
+        coef[:, -1] += offset
+        return cls(shift, delta, pc, coef)
+
+    def features(self, block, ws):
+        d = block.shape[1]
+        f = ws("features", (d + 1, block.shape[0]))
+        np.subtract(block.T, self.shift[:, None], out=f[:d])
+        f[d] = 1.0
+        return f
+
+    def log_prob(self, features, ws, out):
+        d = self.delta.shape[1]
+        z = ws("whitened", (d, features.shape[1]))
+        np.dot(self.pc.T, features[:d], out=z)
+        np.square(z, out=z)
+        np.dot(self.coef, features, out=out)
+        out -= 0.5 * z.sum(axis=0)
+        return out
+
+    def moments(self, features, resp):
+        """``N_k``, ``s_k`` and the tied ``S``, centred on the means."""
+        d = self.delta.shape[1]
+        x = features[:d]
+        sums = np.dot(resp, features.T)  # (K, D + 1): sum r x~, sum r
+        nk, sx = sums[:, d], sums[:, :d]
+        sk = sx - nk[:, None] * self.delta
+        cross = np.dot(self.delta.T, sx)
+        S = np.dot(x, x.T) - cross - cross.T + np.dot(self.delta.T * nk, self.delta)
+        return nk, sk, S
+
+
+_EXPANSIONS = {"diag": _DiagonalExpansion, "spherical": _DiagonalExpansion, "tied": _TiedExpansion}
 
 
 def _normalise_in_place(wlp):
@@ -347,7 +413,7 @@ class _Accumulator:
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
         With ``expanded`` (an :class:`_Expanded`), ``diff`` holds its features
-        (2D + 1, b) instead. Rows where ``finite`` is False are counted and left
+        (one row per feature, b columns) instead. Rows where ``finite`` is False are counted and left
         out; ``score`` (b,) is summed into the first entry (log-likelihood or
         inertia). ``ws`` is the chunk's :class:`_Workspace`.
         """

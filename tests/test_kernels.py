@@ -124,14 +124,14 @@ def test_random_responsibilities_do_not_depend_on_chunking():
     np.testing.assert_allclose(run(0, 1000), run(0, 333) + run(333, 1000), rtol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
 @pytest.mark.parametrize("separation", [30.0, 1e4])
-def test_diagonal_models_stay_accurate_for_far_apart_means(covariance_type, separation):
-    """Quadratic features where the cancellation is small, centred data where it is not."""
+def test_expanded_models_stay_accurate_for_far_apart_means(covariance_type, separation):
+    """Expanded features where the cancellation is small, centred data where it is not."""
     p = random_params(covariance_type)
     p = GMMParams(p.weights, p.means * separation, p.covariances, p.precisions_cholesky, covariance_type)
-    expanded = kernels._Expanded.of(p.means, p.precisions_cholesky, covariance_type)
-    assert (expanded is None) == (separation > 1e3)
+    model = kernels._Model(*p.kernel_args, np.float64)
+    assert (model.expanded is None) == (separation > 1e3)
     rng = np.random.default_rng(9)
     X = p.means[rng.integers(3, size=6000)] + rng.normal(size=(6000, 4))
     wlp = naive_weighted_log_prob(X, p)
@@ -140,7 +140,11 @@ def test_diagonal_models_stay_accurate_for_far_apart_means(covariance_type, sepa
     diff = X[None] - p.means[:, None]
     st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
     np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(st.Sk, np.einsum("nk,knd->kd", r, diff**2), rtol=1e-9)
+    if covariance_type == "tied":
+        want = np.einsum("nk,kni,knj->ij", r, diff, diff)
+    else:
+        want = np.einsum("nk,knd->kd", r, diff**2)
+    np.testing.assert_allclose(st.Sk, want, rtol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
