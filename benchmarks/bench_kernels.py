@@ -1,0 +1,117 @@
+"""The per-chunk E-step and statistics: daskgmm's kernel against scikit-learn's, in one run.
+
+For each covariance type and dtype, on the same in-memory rows and parameters,
+with BLAS on one thread:
+
+* daskgmm: ``kernels.chunk_statistics`` (log-probabilities, responsibilities and
+  the sufficient statistics of one chunk), one thread;
+* the same on two threads at once, each on its own chunk, which shows whether
+  the kernel's BLAS calls and work arrays let threads run in parallel;
+* scikit-learn: the work of one EM iteration on the same rows
+  (``_estimate_log_prob_resp`` and ``_m_step``), one thread.
+
+Seconds per 1,000,000 rows, medians of ``--repeats`` runs.
+
+    python benchmarks/bench_kernels.py
+    python benchmarks/bench_kernels.py --rows 500000 --covariance-type diag
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from threadpoolctl import threadpool_limits
+
+from daskgmm import kernels
+from daskgmm.params import precision_cholesky_from_covariances
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def problem(n, d, k, covariance_type, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=4.0, size=(k, d))
+    X = (means[rng.integers(k, size=n)] + rng.standard_normal((n, d))).astype(dtype)
+    cov = {
+        "full": np.stack([np.eye(d)] * k),
+        "tied": np.eye(d),
+        "diag": np.ones((k, d)),
+        "spherical": np.ones(k),
+    }[covariance_type]
+    pc = precision_cholesky_from_covariances(cov, covariance_type)
+    return X, (np.full(k, 1.0 / k), means, pc, covariance_type), cov
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def on_two_threads(fn_a, fn_b):
+    threads = [threading.Thread(target=fn) for fn in (fn_a, fn_b)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def sklearn_iteration(X, args, cov):
+    weights, means, pc, covariance_type = args
+    gm = SkGaussianMixture(len(weights), covariance_type=covariance_type, reg_covar=1e-6)
+    gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_ = weights, means, cov, pc
+
+    def run():
+        _, log_resp = gm._estimate_log_prob_resp(X)
+        gm._m_step(X, log_resp)
+        gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_ = weights, means, cov, pc
+
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=250_000, help="rows per chunk")
+    parser.add_argument("--n-features", type=int, default=16)
+    parser.add_argument("--n-components", type=int, default=8)
+    parser.add_argument("--covariance-type", nargs="+", default=TYPES)
+    parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    n, d, k = args.rows, args.n_features, args.n_components
+    per_m = 1e6 / n
+    print(f"chunks of {n:,} x {d}, k={k}; seconds per 1,000,000 rows, median of {args.repeats}")
+    print(f"{'':8} {'':9} {'daskgmm':>8} {'2 threads':>10} {'scaling':>8} {'sklearn':>8} {'ratio':>6}")
+    with threadpool_limits(limits=1):
+        for dtype in args.dtype:
+            for cov_type in args.covariance_type:
+                X, kargs, cov = problem(2 * n, d, k, cov_type, np.dtype(dtype))
+                a, b = X[:n], X[n:]
+                ours = median_time(lambda: kernels.chunk_statistics(a, *kargs), args.repeats)
+                both = statistics.median(
+                    on_two_threads(lambda: kernels.chunk_statistics(a, *kargs),
+                                   lambda: kernels.chunk_statistics(b, *kargs))
+                    for _ in range(args.repeats)
+                )
+                theirs = median_time(sklearn_iteration(a, kargs, cov), args.repeats)
+                print(
+                    f"{dtype:8} {cov_type:9} {ours * per_m:8.3f} {both * per_m / 2:10.3f} "
+                    f"{2 * ours / both:7.2f}x {theirs * per_m:8.3f} {theirs / ours:5.1f}x"
+                )
+    print("2 threads: wall time of two chunks at once, per 1,000,000 rows of the two; "
+          "scaling: 2 x one thread / two at once (2.00x is perfect); "
+          "ratio: scikit-learn / daskgmm, one thread")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The benchmark scripts run, at small sizes, and print the comparisons they promise.
+
+Their figures are not checked here (no timed assertions); this keeps the scripts
+that back the README's figures working.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+RUNS = {
+    "bench_em.py": (["--n-samples", "20000", "--iterations", "2"], "speed-up per iteration"),
+    "bench_init.py": (["--n-samples", "6000", "--n-components", "5", "--seeds", "1",
+                       "--chunk-rows", "2000"], "mean lower bound, daskgmm - scikit-learn"),
+    "bench_stream.py": (["--sizes", "20000", "40000", "--chunk-rows", "10000", "--iterations", "2",
+                         "--covariance-type", "full", "diag"], "iteration takes"),
+    "bench_kernels.py": (["--rows", "4000", "--repeats", "1"], "ratio: scikit-learn / daskgmm"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(RUNS))
+def test_benchmark_runs(script, tmp_path):
+    args, expected = RUNS[script]
+    if script == "bench_stream.py":
+        args = [*args, "--dir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True, text=True, timeout=300, cwd=BENCHMARKS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout, done.stdout[-3000:]
