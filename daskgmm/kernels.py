@@ -150,11 +150,6 @@ class _Workspace:
         return a
 
 
-def _stacked_dot(a, b, out=None):
-    """``a[k] . b[k]`` for every k (see the module notes)."""
-    return np.matmul(a, b, out=out)
-
-
 def _sum_squares(y, out):
     """Row sums of squares over the last axis, squaring ``y`` in place (a GEMV,
     not a reduction); ``out`` has ``y``'s leading shape."""
@@ -168,7 +163,7 @@ def _mahalanobis(diff, pc, covariance_type, ws):
     """Squared Mahalanobis distances (K, rows) of centred data, data dtype."""
     y = ws("y", diff.shape, diff.dtype)
     if covariance_type == "full":
-        _stacked_dot(diff, pc, out=y)
+        np.matmul(diff, pc, out=y)
     elif covariance_type == "tied":
         k, b, d = diff.shape
         np.dot(diff.reshape(k * b, d), pc, out=y.reshape(k * b, d))
@@ -184,7 +179,7 @@ def _mahalanobis(diff, pc, covariance_type, ws):
 
 def _row_weighted_sums(r_t, a):
     """``sum_n r[k, n] a[k, n, :]`` for every k: (K, D)."""
-    return _stacked_dot(r_t[:, None, :], a)[:, 0, :]
+    return np.matmul(r_t[:, None, :], a)[:, 0, :]
 
 
 def _second_moment(diff, r_t, covariance_type, ws):
@@ -195,7 +190,7 @@ def _second_moment(diff, r_t, covariance_type, ws):
         return _row_weighted_sums(r_t, wd)
     np.multiply(diff, r_t[:, :, None], out=wd)
     if covariance_type == "full":
-        return _stacked_dot(wd.transpose(0, 2, 1), diff)
+        return np.matmul(wd.transpose(0, 2, 1), diff)
     k, b, d = diff.shape
     return np.dot(wd.reshape(k * b, d).T, diff.reshape(k * b, d))
 
