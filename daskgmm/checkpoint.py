@@ -354,7 +354,12 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
             raise CheckpointError(f"the checkpoint at {path!s} is of a fit that has not finished")
         cov_type = meta["identity"]["params"]["covariance_type"]
         params, lbs, n_iter, converged = state.best
-        fitted = {"lower_bounds_": lbs, "n_iter_": n_iter, "converged_": converged}
+        fitted = {
+            "lower_bounds_": lbs,
+            "n_iter_": n_iter,
+            "converged_": converged,
+            "dtype": meta["identity"]["data"]["dtype"],
+        }
         return params, meta["identity"]["params"], fitted
     if meta["kind"] != "model":
         raise CheckpointError(f"{path!s} holds an unknown daskgmm object {meta['kind']!r}")

@@ -274,22 +274,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return rows.missing_allowed if self.dropna == "auto" else bool(self.dropna)
 
     def _params(self) -> GMMParams:
+        """The fitted attributes in float64, as the kernels and the EM take them."""
         return GMMParams(
             self.weights_,
             self.means_,
             self.covariances_,
             self.precisions_cholesky_,
             self.covariance_type,
-        )
+        ).astype(np.float64)
 
-    def _set_params_attributes(self, params: GMMParams) -> None:
+    def _set_params_attributes(self, params: GMMParams, dtype) -> None:
+        """Set the fitted attributes from float64 ``params``, in ``dtype`` (the data's,
+        as scikit-learn does: float32 data give a float32 model). ``precisions_``
+        is computed in float64 from ``precisions_cholesky_`` as stored, so that a
+        saved and loaded model has the same attributes bit for bit."""
+        params = params.astype(dtype)
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = precisions_from_cholesky(
-            params.precisions_cholesky, self.covariance_type
-        )
+        pc = params.precisions_cholesky.astype(np.float64)
+        self.precisions_ = precisions_from_cholesky(pc, self.covariance_type).astype(dtype)
 
     # ------------------------------------------------------------------- fit
 
@@ -409,7 +414,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_params_attributes(best.params)
+        self._set_params_attributes(best.params, data.dtype)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
@@ -446,28 +451,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ---------------------------------------------------------------- predict
 
     _PER_ROW = {
-        # kind: (kernel, dtype, one column per component)
-        "labels": (kernels.chunk_labels, np.int64, False),
-        "proba": (kernels.chunk_responsibilities, np.float64, True),
-        "score_samples": (kernels.chunk_score_samples, np.float64, False),
+        # kind: (kernel, real-valued, one column per component)
+        "labels": (kernels.chunk_labels, False, False),
+        "proba": (kernels.chunk_responsibilities, True, True),
+        "score_samples": (kernels.chunk_score_samples, True, False),
     }
 
-    def _per_row(self, rows: Rows, kind: str) -> da.Array:
-        """A lazy per-row result (n,) or (n, K) over the rows of ``rows``."""
-        kernel, dtype, per_component = self._PER_ROW[kind]
+    def _per_row(self, rows: Rows, kind: str, float64: bool = False) -> da.Array:
+        """A lazy per-row result (n,) or (n, K) over the rows of ``rows``.
+
+        Real values come in the dtype that the data and the model promote to, as
+        in scikit-learn (float32 for float32 data and model), or in float64 with
+        ``float64=True``. The kernels compute in float64 either way.
+        """
+        kernel, real, per_component = self._PER_ROW[kind]
+        dtype = np.dtype(np.float64) if real else np.dtype(np.int64)
+        out_dtype = dtype
+        if real and not float64:
+            out_dtype = np.result_type(rows.array.dtype, self.means_.dtype)
         args = [
             dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
             for a in self._params().kernel_args
         ]
         X = rows.array
         if per_component:
-            return X.map_blocks(
+            out = X.map_blocks(
                 kernel, *args, chunks=(X.chunks[0], (self.n_components,)), dtype=dtype,
                 meta=np.empty((0, 0), dtype=dtype),
             )
-        return X.map_blocks(
-            kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
-        )
+        else:
+            out = X.map_blocks(
+                kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
+            )
+        return out if out_dtype == dtype else out.astype(out_dtype)
 
     def _predict(self, X, kind: str):
         check_is_fitted(self)
@@ -500,7 +516,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Mean log-likelihood over the rows without NaN, and their number (one pass)."""
         check_is_fitted(self)
         rows = self._rows(X, reset=False)
-        log_prob = self._per_row(rows, "score_samples")
+        log_prob = self._per_row(rows, "score_samples", float64=True)
         finite = da.isfinite(log_prob)
         total, count = compute(da.where(finite, log_prob, 0.0).sum(), finite.sum())
         if count == 0:
@@ -534,6 +550,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "converged_": bool(self.converged_),
             "n_iter_": int(self.n_iter_),
             "lower_bounds_": [float(b) for b in self.lower_bounds_],
+            "dtype": str(self.means_.dtype),
         }
         ckpt.write_model(path, self._params(), self.get_params(), fitted)
 
@@ -545,7 +562,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             and v != "RandomState instance"
         }
         gm = cls(**simple)
-        gm._set_params_attributes(params)
+        gm._set_params_attributes(params, np.dtype(fitted.get("dtype", "float64")))
         gm.n_features_in_ = params.n_features
         gm.converged_ = bool(fitted.get("converged_", False))
         gm.n_iter_ = int(fitted.get("n_iter_", 0))

@@ -45,7 +45,11 @@ EMPTY_COMPONENT_MASS = 1e-8
 
 @dataclass(frozen=True)
 class GMMParams:
-    """The parameters of one Gaussian mixture (float64, scikit-learn shapes)."""
+    """The parameters of one Gaussian mixture (scikit-learn shapes).
+
+    Float64 during a fit; :meth:`astype` gives the estimator's attributes in
+    the data's dtype, as scikit-learn keeps float32 models for float32 data.
+    """
 
     weights: np.ndarray
     means: np.ndarray
@@ -65,6 +69,14 @@ class GMMParams:
     def kernel_args(self) -> tuple:
         """Positional arguments that the chunk kernels take after the block."""
         return (self.weights, self.means, self.precisions_cholesky, self.covariance_type)
+
+    def astype(self, dtype) -> "GMMParams":
+        """The same parameters with every array cast to ``dtype``."""
+        return GMMParams(
+            *(np.asarray(a, dtype=dtype) for a in
+              (self.weights, self.means, self.covariances, self.precisions_cholesky)),
+            self.covariance_type,
+        )
 
     @classmethod
     def from_precisions_cholesky(cls, weights, means, precisions_cholesky, covariance_type):

@@ -153,6 +153,18 @@ def test_save_load_round_trip(tmp_path, covariance_type):
     assert info["kind"] == "model" and info["covariance_type"] == covariance_type
 
 
+def test_float32_model_stays_float32_when_saved_and_when_read_from_its_checkpoint(tmp_path):
+    X = blobs(800, 3, 3)[0].astype(np.float32)
+    ckpt = tmp_path / "c.zarr"
+    gm = GaussianMixture(3, random_state=0, checkpoint=str(ckpt)).fit(X)
+    gm.save(tmp_path / "m.zarr")
+    for back in [daskgmm.load(tmp_path / "m.zarr"), daskgmm.load(ckpt)]:
+        for name in ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]:
+            assert getattr(back, name).dtype == np.float32
+            np.testing.assert_array_equal(getattr(back, name), getattr(gm, name))
+        np.testing.assert_array_equal(back.score_samples(X), gm.score_samples(X))
+
+
 def test_foreign_or_missing_groups_give_clear_errors(tmp_path):
     zarr.open_group(str(tmp_path / "foreign.zarr"), mode="w").attrs["something"] = 1
     with pytest.raises(CheckpointError, match="not a daskgmm checkpoint or model"):

@@ -130,7 +130,7 @@ def test_float32_data_stays_float32_in_chunks_and_agrees_with_float64():
     a = GaussianMixture(3, max_iter=10, tol=0, **start).fit(X32)
     b = GaussianMixture(3, max_iter=10, tol=0, **start).fit(X.astype(np.float32).astype(np.float64))
     assert set(seen) == {np.dtype(np.float32)}
-    assert a.means_.dtype == np.float64
+    assert a.means_.dtype == np.float32  # as scikit-learn: float32 data, float32 model
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-6)

@@ -48,6 +48,25 @@ def test_numpy_in_numpy_out_dask_in_dask_out(covariance_type, scheduler):
     assert gm.score(Xd) == pytest.approx(gm.score(X))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtypes_of_attributes_and_outputs_are_sklearn_s(dtype):
+    """float32 data give a float32 model and float32 probabilities and densities."""
+    X, _ = blobs(600, 3, 3)
+    X = X.astype(dtype)
+    gm = GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=(200, 3)))
+    sk = SKGaussianMixture(3, random_state=0).fit(X)
+    for name in ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]:
+        assert getattr(gm, name).dtype == getattr(sk, name).dtype, name
+    for X_in in [X, X.astype(np.float64)]:
+        for method in ["predict", "predict_proba", "score_samples"]:
+            ours, theirs = getattr(gm, method)(X_in), getattr(sk, method)(X_in)
+            assert ours.dtype == theirs.dtype, (method, X_in.dtype)
+            lazy = getattr(gm, method)(da.from_array(X_in, chunks=(200, 3)))
+            assert lazy.dtype == theirs.dtype and lazy.compute().dtype == theirs.dtype
+            np.testing.assert_allclose(lazy.compute(), ours)
+    assert isinstance(gm.score(X), float)
+
+
 @pytest.mark.parametrize("init_params", ["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
 def test_init_methods_find_the_clusters(init_params):
     X, truth = blobs(1500, 2, 3, seed=3, sep=10.0)
