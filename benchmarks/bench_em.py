@@ -90,7 +90,7 @@ def save_seconds(model, repeats=20):
         saver = Checkpoint(f"{tmp}/c.zarr", identity={"params": {}, "data": {}})
         for i in range(repeats):
             t0 = time.perf_counter()
-            saver.save(FitState(0, i, params, [0.0] * i, rng.get_state(), (params, [0.0], 1, False)))
+            saver.save(FitState([(params, [0.0] * i, i, False)], rng.get_state()))
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
 

@@ -9,12 +9,18 @@ threaded scheduler in this process:
   process: median seconds per iteration, and the peak resident memory of that
   process (sampled) and how much of it came during the fit;
 * the arithmetic alone: the chunk kernel on one in-memory chunk, one thread,
-  scaled to all rows and to the threads of the machine. An iteration cannot
-  take less than this plus the read, whatever the I/O.
+  scaled to all rows and to the threads of the machine. With the store in the
+  page cache an iteration cannot take less than this plus the read.
+
+With ``--cold`` the same is measured a second time with the store's files
+dropped from the page cache (``posix_fadvise(DONTNEED)``, Linux) before every
+read and every iteration, so that each one reads from storage, as it must for
+data larger than memory; the fit then runs one iteration per ``fit`` call
+(``warm_start=True, max_iter=1``), with the eviction between calls.
 
     python benchmarks/bench_stream.py                         # 2,000,000 and 20,000,000 x 16
     python benchmarks/bench_stream.py --sizes 200000 2000000  # quicker
-    python benchmarks/bench_stream.py --covariance-type full diag spherical
+    python benchmarks/bench_stream.py --covariance-type full diag spherical --cold
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import dask
 import dask.array as da
@@ -57,9 +64,23 @@ def write_store(path, n, d, k, chunk_rows, seed=0):
     return means
 
 
-def bare_read(path):
+def evict(path):
+    """Drop the files of the store at ``path`` from the page cache."""
+    os.sync()  # written pages must be clean to be dropped
+    for f in pathlib.Path(path).rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def bare_read(path, cold=False):
     X = da.from_zarr(str(path))
     touched = X.map_blocks(lambda b: b[:1, :1], chunks=(1, 1), dtype=X.dtype)
+    if cold:
+        evict(path)
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads"):
         touched.compute()
@@ -97,7 +118,22 @@ def kernel_seconds_per_row(path, k, covariance_type, repeats=5):
     return statistics.median(times) / len(block)
 
 
-def fit_only(path, k, covariance_type, iterations):
+def cold_iterations(make, path, iterations):
+    """Median seconds of one iteration that reads the store from storage: one
+    iteration per ``fit`` call, the store evicted from the page cache before each."""
+    est = make(warm_start=True, max_iter=1, tol=0.0)
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged after one iteration
+        for _ in range(iterations):
+            evict(path)
+            t0 = time.perf_counter()
+            est.fit(str(path))
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def fit_only(path, k, covariance_type, iterations, cold):
     """One streamed fit in this (fresh) process; prints a JSON line of its figures."""
     X = da.from_zarr(str(path))
     start = starting_point(X, k, covariance_type)
@@ -106,7 +142,10 @@ def fit_only(path, k, covariance_type, iterations):
         return daskgmm.GaussianMixture(k, covariance_type=covariance_type, persist=False, **start, **kw)
 
     with PeakRSS() as mem:
-        sec, _, _, _ = timed_fit(make, str(path), iterations)
+        if cold:
+            sec = cold_iterations(make, path, iterations)
+        else:
+            sec, _, _, _ = timed_fit(make, str(path), iterations)
     # (ru_maxrss would carry the high-water mark of the parent over the exec)
     print(json.dumps({"seconds_per_iteration": sec, "peak_rss": mem.peak, "after_imports": mem.extra}))
 
@@ -120,46 +159,57 @@ def main():
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument("--dir", type=pathlib.Path, default=None, help="where to write the stores")
+    parser.add_argument("--cold", action="store_true",
+                        help="also measure with the store dropped from the page cache before every read")
     parser.add_argument("--fit-only", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fit_only:
-        return fit_only(args.fit_only, args.n_components, args.covariance_type[0], args.iterations)
+        return fit_only(args.fit_only, args.n_components, args.covariance_type[0], args.iterations,
+                        args.cold)
     root = pathlib.Path(tempfile.mkdtemp(prefix="daskgmm-stream-", dir=args.dir))
     d, k, threads = args.n_features, args.n_components, os.cpu_count()
     print(
         f"{d} float32 features, k={k}, chunks of {args.chunk_rows:,} rows, {args.iterations} "
         f"iterations, persist=False, threaded scheduler on {threads} cores"
     )
-    results = {}  # covariance type -> [(n, read, s/it, peak, compute)]
+    modes = ["warm", "cold"] if args.cold else ["warm"]
+    results = {}  # (covariance type, mode) -> [(n, read, s/it, peak, compute)]
     try:
         for n in args.sizes:
             path = root / f"x{n}.zarr"
             write_store(path, n, d, k, args.chunk_rows)
             stored = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            read = min(bare_read(path) for _ in range(3))
-            print(f"n={n:>12,}: stored {stored / 2**20:,.0f} MiB; bare read {read:.2f} s")
+            reads = {mode: min(bare_read(path, mode == "cold") for _ in range(3)) for mode in modes}
+            print(f"n={n:>12,}: stored {stored / 2**20:,.0f} MiB; bare read "
+                  + ", ".join(f"{reads[m]:.2f} s ({m})" for m in modes))
             for cov in args.covariance_type:
-                fit = json.loads(subprocess.run(
-                    [sys.executable, __file__, "--fit-only", str(path), "--n-components", str(k),
-                     "--covariance-type", cov, "--iterations", str(args.iterations)],
-                    capture_output=True, text=True, check=True,
-                ).stdout.splitlines()[-1])
-                sec, peak = fit["seconds_per_iteration"], fit["peak_rss"]
                 compute = kernel_seconds_per_row(path, k, cov) * n / threads
-                results.setdefault(cov, []).append((n, read, sec, peak, compute))
-                print(
-                    f"  {cov:>9}: {sec:6.2f} s/iteration ({sec / read:4.2f}x read); kernel "
-                    f"alone {compute:5.2f} s ({(read + compute) / read:4.2f}x read with it); "
-                    f"peak RSS {peak / 2**20:4.0f} MiB ({fit['after_imports'] / 2**20:.0f} during the fit)"
-                )
+                for mode in modes:
+                    fit = fit_in_fresh_process(path, k, cov, args.iterations, mode == "cold")
+                    sec, peak, read = fit["seconds_per_iteration"], fit["peak_rss"], reads[mode]
+                    results.setdefault((cov, mode), []).append((n, read, sec, peak, compute))
+                    print(
+                        f"  {cov:>9} {mode}: {sec:6.2f} s/iteration ({sec / read:4.2f}x read); "
+                        f"kernel alone {compute:5.2f} s ({(read + compute) / read:4.2f}x read "
+                        f"with it); peak RSS {peak / 2**20:4.0f} MiB "
+                        f"({fit['after_imports'] / 2**20:.0f} during the fit)"
+                    )
             shutil.rmtree(path)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    for cov, ((n1, _, _, m1, _), (n2, r2, s2, m2, c2)) in results.items():
+    for (cov, mode), ((n1, _, _, m1, _), (n2, r2, s2, m2, c2)) in results.items():
         print(
-            f"{cov}: peak RSS {m2 / m1:.2f}x for {n2 / n1:.0f}x the rows; at {n2:,} rows an "
-            f"iteration takes {s2 / r2:.2f}x the bare read (read + kernel alone: {(r2 + c2) / r2:.2f}x)"
+            f"{cov} ({mode}): peak RSS {m2 / m1:.2f}x for {n2 / n1:.0f}x the rows; at {n2:,} rows "
+            f"an iteration takes {s2 / r2:.2f}x the bare read (read + kernel alone: "
+            f"{(r2 + c2) / r2:.2f}x)"
         )
+
+
+def fit_in_fresh_process(path, k, covariance_type, iterations, cold):
+    command = [sys.executable, __file__, "--fit-only", str(path), "--n-components", str(k),
+               "--covariance-type", covariance_type, "--iterations", str(iterations)]
+    done = subprocess.run(command + ["--cold"] * cold, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 if __name__ == "__main__":

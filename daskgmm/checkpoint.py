@@ -33,7 +33,7 @@ __all__ = [
     "write_model",
 ]
 
-FORMAT = 1
+FORMAT = 2  # 2: one state holds every initialisation (they run in lockstep)
 _PARAM_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
 
 
@@ -89,8 +89,16 @@ def _open(path, mode: str):
 
 def _meta(group, path) -> dict:
     meta = group.attrs.get("daskgmm")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "kind" not in meta:
+    if not isinstance(meta, dict) or "kind" not in meta or "format" not in meta:
         raise CheckpointError(f"{path!s} is a Zarr group, but not a daskgmm checkpoint or model")
+    # Models are the same in both formats; checkpoint states changed in format 2.
+    readable = (1, FORMAT) if meta["kind"] == "model" else (FORMAT,)
+    if meta["format"] not in readable:
+        raise CheckpointError(
+            f"{path!s} is a daskgmm {meta['kind']} in format {meta['format']} (daskgmm "
+            f"{meta.get('version')}), which this version ({_version()}) cannot resume; "
+            "pass checkpoint_overwrite=True to start the fit over"
+        )
     return meta
 
 
@@ -117,18 +125,15 @@ def _read_params(group, digests: dict, covariance_type: str, where: str) -> GMMP
 class FitState:
     """Everything needed to continue a fit exactly where it was.
 
-    ``params`` is None when initialisation ``init`` has not started yet.
-    ``best`` holds the best finished initialisation so far:
-    ``(params, lower_bounds, n_iter, converged)``.
+    ``runs`` holds, for each initialisation drawn so far, ``(params,
+    lower_bounds, n_iter, converged)``; ``rng_state`` is the random state after
+    the last draw. A finished fit (``status == "done"``) names its ``best`` run.
     """
 
-    init: int
-    n_iter: int
-    params: GMMParams | None
-    lower_bounds: list[float]
+    runs: list[tuple]
     rng_state: tuple
-    best: tuple | None
     status: str = "running"  # or "done"
+    best: int | None = None
 
 
 class Checkpoint:
@@ -229,26 +234,21 @@ def _params_from(arrays: dict, covariance_type: str, prefix: str = "") -> GMMPar
 
 
 def _write_state(root, name: str, state: FitState) -> None:
-    """A state as a group with one float64 array (parameters, best parameters,
-    random state) and JSON attributes written with the group: three small
+    """A state as a group with one float64 array (the parameters of every run and
+    the random state) and JSON attributes written with the group: three small
     writes, whatever the number of parameter arrays."""
-    arrays = {}
-    if state.params is not None:
-        arrays.update({n: getattr(state.params, n) for n in _PARAM_ARRAYS})
-    best = None
-    if state.best is not None:
-        params, lbs, n_iter, converged = state.best
-        arrays.update({"best_" + n: getattr(params, n) for n in _PARAM_ARRAYS})
-        best = {"lower_bounds": list(map(float, lbs)), "n_iter": int(n_iter), "converged": bool(converged)}
+    arrays, runs = {}, []
+    for j, (params, lbs, n_iter, converged) in enumerate(state.runs):
+        arrays.update({f"run{j}_{n}": getattr(params, n) for n in _PARAM_ARRAYS})
+        runs.append(
+            {"lower_bounds": list(map(float, lbs)), "n_iter": int(n_iter), "converged": bool(converged)}
+        )
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
     vec, layout = _pack(arrays)
     attributes = {
-        "init": state.init,
-        "n_iter": state.n_iter,
-        "has_params": state.params is not None,
-        "lower_bounds": list(map(float, state.lower_bounds)),
-        "best": best,
+        "runs": runs,
+        "best": state.best,
         "rng": [bit_generator, int(pos), int(has_gauss), float(cached)],
         "status": state.status,
         "layout": layout,
@@ -263,26 +263,22 @@ def _read_state(group, where: str, covariance_type: str) -> FitState:
     if not isinstance(s, dict):
         raise CheckpointError(f"{where}: state attributes are missing")
     arrays = _unpack(_read_array(group, "state", s["digest"], where), s["layout"])
-    params = _params_from(arrays, covariance_type) if s["has_params"] else None
-    best = None
-    if s["best"] is not None:
-        b = s["best"]
-        best = (
-            _params_from(arrays, covariance_type, prefix="best_"),
-            b["lower_bounds"],
-            b["n_iter"],
-            b["converged"],
+    runs = [
+        (
+            _params_from(arrays, covariance_type, prefix=f"run{j}_"),
+            r["lower_bounds"],
+            r["n_iter"],
+            r["converged"],
         )
+        for j, r in enumerate(s["runs"])
+    ]
     name, pos, has_gauss, cached = s["rng"]
     keys = arrays["rng_keys"].astype(np.uint32)
     return FitState(
-        init=s["init"],
-        n_iter=s["n_iter"],
-        params=params,
-        lower_bounds=list(s["lower_bounds"]),
+        runs=runs,
         rng_state=(name, keys, pos, has_gauss, cached),
-        best=best,
         status=s["status"],
+        best=s["best"],
     )
 
 
@@ -353,7 +349,7 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         if state is None or state.status != "done":
             raise CheckpointError(f"the checkpoint at {path!s} is of a fit that has not finished")
         cov_type = meta["identity"]["params"]["covariance_type"]
-        params, lbs, n_iter, converged = state.best
+        params, lbs, n_iter, converged = state.runs[state.best]
         fitted = {
             "lower_bounds_": lbs,
             "n_iter_": n_iter,
@@ -368,7 +364,13 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
 
 
 def inspect(path) -> dict:
-    """A summary of a checkpoint or model: kind, status, iteration, lower bounds, shapes."""
+    """A summary of a checkpoint or model: kind, status, iterations, lower bounds, shapes.
+
+    For a checkpoint also its data and, for every initialisation drawn so far,
+    its iterations, last lower bound and convergence (``initialisations``);
+    ``n_iter`` is the most iterations of any, and once the fit is done ``best``
+    names the initialisation kept.
+    """
     root = _open(path, "r")
     meta = _meta(root, path)
     out = {"path": str(path), "kind": meta["kind"], "version": meta.get("version")}
@@ -379,18 +381,23 @@ def inspect(path) -> dict:
         est = meta["identity"]["params"]
         out["data"] = meta["identity"]["data"]
         state = Checkpoint(path, identity=meta["identity"]).load()
-        if state is None:
-            out.update(status="empty", init=None, n_iter=0, lower_bounds=[])
-            params = None
-        else:
-            params = state.params if state.params is not None else (state.best or (None,))[0]
-            out.update(
-                status=state.status,
-                init=state.init,
-                n_iter=state.n_iter if state.status != "done" else state.best[2],
-                lower_bounds=state.lower_bounds if state.status != "done" else state.best[1],
-                best_lower_bound=(state.best[1][-1] if state.best and state.best[1] else None),
-            )
+        runs = state.runs if state is not None else []
+        out.update(
+            status="empty" if state is None else state.status,
+            initialisations=[
+                {"n_iter": n_iter, "lower_bound": lbs[-1] if lbs else None, "converged": converged}
+                for _, lbs, n_iter, converged in runs
+            ],
+            n_iter=max((r[2] for r in runs), default=0),
+        )
+        params = None
+        if state is not None and state.status == "done":
+            params, lbs, n_iter, _ = runs[state.best]
+            out.update(n_iter=n_iter, lower_bounds=lbs, best=state.best)
+        elif runs:
+            params = runs[-1][0]
+            if len(runs) == 1:
+                out["lower_bounds"] = runs[0][1]
     out["covariance_type"] = est.get("covariance_type")
     out["n_components"] = est.get("n_components")
     if params is not None:

@@ -187,8 +187,13 @@ def _cmd_inspect(args) -> int:
     print(f"{info['path']}: daskgmm {info['kind']} (written by daskgmm {info.get('version')})")
     print(f"  status:              {info['status']}")
     print(f"  components:          {info.get('n_components')} ({info.get('covariance_type')})")
-    if info.get("init") is not None:
-        print(f"  initialisation:      {info['init']}")
+    runs = info.get("initialisations") or []
+    if len(runs) > 1:
+        for i, r in enumerate(runs):
+            bound = "-" if r["lower_bound"] is None else f"{r['lower_bound']:.6f}"
+            kept = " (kept)" if info.get("best") == i else ""
+            print(f"  initialisation {i}:{'':<4}{r['n_iter']} iterations, lower bound {bound}, "
+                  f"{'converged' if r['converged'] else 'not converged'}{kept}")
     print(f"  iterations:          {info.get('n_iter')}")
     if lbs:
         shown = ", ".join(f"{b:.6f}" for b in lbs[-5:])

@@ -1,8 +1,9 @@
 """The distributed EM loop: map a chunk kernel, tree-reduce, M-step on the client.
 
 One iteration is one ``compute`` of a small result (the summed statistics) and
-reads each chunk of the data once. The parameters go into the graph as a single
-key, so every chunk task shares them instead of each carrying a copy.
+reads each chunk of the data once, also when it serves several initialisations
+in lockstep. The parameters go into the graph as a single key, so every chunk
+task shares them instead of each carrying a copy.
 """
 
 from __future__ import annotations
@@ -80,30 +81,49 @@ def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> Su
 
 
 def expectation(
-    X: da.Array, params: GMMParams, allow_missing: bool = False
-) -> SufficientStatistics:
-    """One E-step pass: the summed sufficient statistics under ``params``."""
-    layout = kernels.StatsLayout(params.n_components, params.n_features, params.covariance_type)
-    total = reduce_chunks(X, kernels.chunk_statistics, *params.kernel_args, size=layout.size)
-    (vec,) = compute(total)
-    stats = SufficientStatistics.from_vector(vec, params.means, params.covariance_type)
-    return check_finite(stats, allow_missing)
+    X: da.Array, params: list[GMMParams], allow_missing: bool = False
+) -> list[SufficientStatistics]:
+    """One E-step pass for each parameter set, all in one ``compute``: the summed
+    sufficient statistics of each.
+
+    Every chunk is read once and handed to the kernels of all the sets (their
+    tasks share the chunk's key), so several initialisations run in lockstep
+    cost one read of the data per iteration, not one each.
+    """
+    totals = [
+        reduce_chunks(
+            X,
+            kernels.chunk_statistics,
+            *p.kernel_args,
+            size=kernels.StatsLayout(p.n_components, p.n_features, p.covariance_type).size,
+        )
+        for p in params
+    ]
+    vectors = compute(*totals)
+    return [
+        check_finite(SufficientStatistics.from_vector(v, p.means, p.covariance_type), allow_missing)
+        for v, p in zip(vectors, params)
+    ]
 
 
 @dataclass(frozen=True)
 class IterationInfo:
-    """What an iteration reports to callbacks (progress, checkpoints)."""
+    """What an iteration of one initialisation reports to callbacks (progress, checkpoints)."""
 
     n_iter: int
     lower_bound: float
     change: float
-    seconds: float
+    seconds: float  # of the whole pass, which served every running initialisation
     params: GMMParams  # the parameters after this iteration's M-step
     converged: bool
+    init: int = 0  # which initialisation
 
 
 @dataclass(frozen=True)
 class EMResult:
+    """Where the EM of one initialisation stands: its parameters, the lower bound
+    of every iteration so far, and whether it has converged."""
+
     params: GMMParams
     lower_bounds: list[float]
     n_iter: int
@@ -116,47 +136,61 @@ class EMResult:
 
 def run_em(
     X: da.Array,
-    params: GMMParams,
+    runs: list[EMResult],
     *,
     tol: float,
     max_iter: int,
     reg_covar: float,
     eps: float,
-    lower_bound: float = -math.inf,
-    lower_bounds: list[float] | None = None,
-    start_iter: int = 0,
-    callback: Callable[[IterationInfo], None] | None = None,
+    previous_bounds: list[float] | None = None,
+    callback: Callable[[list[EMResult], list[IterationInfo]], None] | None = None,
     allow_missing: bool = False,
-) -> EMResult:
-    """EM from ``params`` until ``|change| < tol`` or ``max_iter`` iterations.
+) -> list[EMResult]:
+    """EM for several initialisations in lockstep, each until ``|change| < tol`` or
+    ``max_iter`` iterations.
 
-    The lower bound of iteration t is the mean log-likelihood under the
-    parameters of that iteration's E-step, exactly as scikit-learn defines it.
-    ``start_iter``, ``lower_bound`` and ``lower_bounds`` continue an earlier run.
-    With ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
+    Each pass over the data serves every initialisation still running; each
+    takes exactly the steps it would take alone (same kernels, same chunks, same
+    reduction order), so the results are bitwise those of separate runs. The
+    lower bound of iteration t is the mean log-likelihood under the parameters
+    of that iteration's E-step, exactly as scikit-learn defines it. ``runs``
+    may continue earlier ones (resumed from a checkpoint); ``previous_bounds``
+    gives the bound that a run's first iteration is compared with (warm start;
+    default -inf). ``callback(runs, infos)`` follows every pass. With
+    ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
     """
-    lower_bounds = list(lower_bounds or [])
-    converged = False
-    n_iter = start_iter
-    for n_iter in range(start_iter + 1, max_iter + 1):
+    runs = list(runs)
+    bounds = [
+        r.lower_bound if r.lower_bounds else b
+        for r, b in zip(runs, previous_bounds or [-math.inf] * len(runs))
+    ]
+    while True:
+        active = [i for i, r in enumerate(runs) if not r.converged and r.n_iter < max_iter]
+        if not active:
+            return runs
         t0 = time.perf_counter()
-        previous_bound = lower_bound
-        stats = expectation(X, params, allow_missing)
-        lower_bound = stats.log_lik_sum / stats.n_samples
-        params = m_step(stats, params, reg_covar, eps=eps)
-        lower_bounds.append(lower_bound)
-        change = lower_bound - previous_bound
-        converged = abs(change) < tol
+        stats = expectation(X, [runs[i].params for i in active], allow_missing)
+        updates = []
+        for i, st in zip(active, stats):
+            lower_bound = st.log_lik_sum / st.n_samples
+            params = m_step(st, runs[i].params, reg_covar, eps=eps)
+            change = lower_bound - bounds[i]
+            bounds[i] = lower_bound
+            converged = abs(change) < tol
+            n_iter = runs[i].n_iter + 1
+            runs[i] = EMResult(params, [*runs[i].lower_bounds, lower_bound], n_iter, converged)
+            updates.append((i, n_iter, lower_bound, change, params, converged))
         seconds = time.perf_counter() - t0
-        logger.info(
-            "iteration %d  lower bound %.6f  change %.3g  %.3f s",
-            n_iter,
-            lower_bound,
-            change,
-            seconds,
-        )
+        infos = []
+        for i, n_iter, lower_bound, change, params, converged in updates:
+            logger.info(
+                "iteration %d%s  lower bound %.6f  change %.3g  %.3f s",
+                n_iter,
+                f" (initialisation {i})" if len(runs) > 1 else "",
+                lower_bound,
+                change,
+                seconds,
+            )
+            infos.append(IterationInfo(n_iter, lower_bound, change, seconds, params, converged, i))
         if callback is not None:
-            callback(IterationInfo(n_iter, lower_bound, change, seconds, params, converged))
-        if converged:
-            break
-    return EMResult(params, lower_bounds, n_iter, converged)
+            callback(list(runs), infos)

@@ -325,17 +325,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
         return GMMParams.from_precisions_cholesky(weights, means, pc, self.covariance_type)
 
+    # Progress as scikit-learn prints it; with several initialisations, which
+    # run in lockstep, each line also names its initialisation.
+
+    def _which(self, i: int) -> str:
+        return f" (initialization {i})" if self._verbose_times["several"] else ""
+
+    def _lapse(self, key, now: float) -> float:
+        """Seconds since ``key`` was last stamped (since the fit started, if never)."""
+        return now - self._verbose_times.get(key, self._verbose_times["start"])
+
     def _verbose_iteration(self, info: IterationInfo) -> None:
         if info.n_iter % self.verbose_interval == 0:
             if self.verbose == 1:
-                print("  Iteration %d" % info.n_iter)
+                print("  Iteration %d%s" % (info.n_iter, self._which(info.init)))
             elif self.verbose >= 2:
                 now = time.perf_counter()
                 print(
-                    "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
-                    % (info.n_iter, now - self._iter_prev_time, info.change)
+                    "  Iteration %d%s\t time lapse %.5fs\t ll change %.5f"
+                    % (info.n_iter, self._which(info.init),
+                       self._lapse(("iteration", info.init), now), info.change)
                 )
-                self._iter_prev_time = now
+                self._verbose_times[("iteration", info.init)] = now
 
     def _checkpointer(self, data) -> ckpt.Checkpoint | None:
         if self.checkpoint is None:
@@ -348,17 +359,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _verbose_init_start(self, i: int) -> None:
         print("Initialization %d" % i)
-        self._init_prev_time = self._iter_prev_time = time.perf_counter()
+        now = time.perf_counter()
+        self._verbose_times[("init", i)] = self._verbose_times[("iteration", i)] = now
 
-    def _verbose_init_end(self, result: EMResult) -> None:
+    def _verbose_init_end(self, i: int, result: EMResult) -> None:
         msg = "converged" if result.converged else "did not converge"
         extra = ""
         if self.verbose >= 2:
             extra = (
-                f" time lapse {time.perf_counter() - self._init_prev_time:.5f}s\t "
+                f" time lapse {self._lapse(('init', i), time.perf_counter()):.5f}s\t "
                 f"lower bound {result.lower_bound:.5f}."
             )
-        print(f"Initialization {msg}.{extra}")
+        which = f" {i}" if self._verbose_times["several"] else ""
+        print(f"Initialization{which} {msg}.{extra}")
 
     def _fit(self, X) -> Rows:
         self._validate_params()
@@ -387,6 +400,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         hooks = FitHooks()
         if self.verbose:
+            self._verbose_times = {"several": n_init > 1, "start": time.perf_counter()}
             hooks = FitHooks(self._verbose_init_start, self._verbose_iteration, self._verbose_init_end)
         best = fit_initialisations(
             n_init=n_init,

@@ -19,7 +19,7 @@ RUNS = {
     "bench_init.py": (["--n-samples", "6000", "--n-components", "5", "--seeds", "1",
                        "--chunk-rows", "2000"], "mean lower bound, daskgmm - scikit-learn"),
     "bench_stream.py": (["--sizes", "20000", "40000", "--chunk-rows", "10000", "--iterations", "2",
-                         "--covariance-type", "full", "diag"], "iteration takes"),
+                         "--covariance-type", "full", "diag", "--cold"], "(cold): peak RSS"),
     "bench_kernels.py": (["--rows", "4000", "--repeats", "1"], "ratio: scikit-learn / daskgmm"),
 }
 

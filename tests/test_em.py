@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from unittest import mock
 
 import dask.array as da
 import numpy as np
@@ -12,7 +13,9 @@ from helpers import TYPES, ChunkReads
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
-from daskgmm import GaussianMixture
+from daskgmm import GaussianMixture, em
+from daskgmm import estimator as estimator_module
+from daskgmm import init as init_module
 
 # Fixed iteration counts (tol=0) are the point of most tests here.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -144,6 +147,48 @@ def test_one_read_of_the_data_per_iteration():
     gm = GaussianMixture(3, max_iter=6, tol=0, persist=False, **start).fit(reads.array)
     assert gm.n_iter_ == 6
     assert reads.passes == 6
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_initialisations_run_in_lockstep_with_one_read_per_iteration(covariance_type, scheduler):
+    """n_init=3: every iteration reads each chunk once for all initialisations, and
+    each initialisation ends bitwise where it ends when fitted alone."""
+    X, _ = blobs(2000, 3, 3, seed=8, sep=2.0)
+    reads = ChunkReads(X, (400, 3))
+    data = reads.array if scheduler is None else reads.source  # (the counter stays in this process)
+    common = dict(covariance_type=covariance_type, init_params="random_from_data", tol=1e-4,
+                  max_iter=100, persist=False)
+    runs = []
+    gm = GaussianMixture(3, n_init=3, random_state=0, **common)
+    original = em.run_em
+
+    def spy(*args, **kwargs):
+        before = reads.count
+        runs.extend(original(*args, **kwargs))
+        passes.append((reads.count - before) / reads.source.numblocks[0])
+        return runs
+
+    passes = []
+    with mock.patch.object(estimator_module, "run_em", spy):
+        gm.fit(data)
+    iterations = [r.n_iter for r in runs]
+    assert len(runs) == 3 and len(set(iterations)) > 1  # they stop at different iterations
+    if scheduler is None:
+        assert passes == [max(iterations)]
+    # Each one alone, from the parameters it was drawn with, as scikit-learn's loop draws them:
+    rng = np.random.RandomState(0)
+    for run in runs:
+        start = init_module.initial_parameters(
+            da.from_array(X, chunks=(400, 3)), 3, covariance_type, "random_from_data", rng,
+            reg_covar=1e-6, eps=float(np.finfo(X.dtype).eps),
+        )
+        (alone,) = original(da.from_array(X, chunks=(400, 3)), [em.EMResult(start, [], 0, False)],
+                            tol=1e-4, max_iter=100, reg_covar=1e-6, eps=float(np.finfo(X.dtype).eps))
+        assert alone.lower_bounds == run.lower_bounds and alone.n_iter == run.n_iter
+        np.testing.assert_array_equal(alone.params.means, run.params.means)
+        np.testing.assert_array_equal(alone.params.covariances, run.params.covariances)
+    best = max(runs, key=lambda r: r.lower_bound)
+    assert gm.lower_bounds_ == best.lower_bounds and gm.n_iter_ == best.n_iter
 
 
 def test_nan_in_dask_input_is_found_in_the_first_pass():

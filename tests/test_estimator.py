@@ -106,6 +106,23 @@ def test_n_init_keeps_the_best_lower_bound():
     assert best.lower_bound_ == best.lower_bounds_[-1]
 
 
+def test_verbose_output_is_sklearn_s_and_names_the_initialisation_when_several(capsys):
+    import re
+
+    X, _ = blobs(600, 2, 3, seed=5)
+    pattern = r"Initialization 0\n(  Iteration \d+\t time lapse [0-9.]+s\t ll change [-0-9.e+inf]+\n)+"
+    GaussianMixture(3, random_state=0, verbose=2, verbose_interval=1).fit(X)
+    ours = capsys.readouterr().out
+    SKGaussianMixture(3, random_state=0, verbose=2, verbose_interval=1).fit(X)
+    theirs = capsys.readouterr().out
+    for out in (ours, theirs):
+        assert re.match(pattern + r"Initialization converged\. time lapse [0-9.]+s\t lower bound -?[0-9.]+\.\n$", out), out
+    GaussianMixture(3, n_init=2, random_state=0, verbose=2, verbose_interval=1).fit(X)
+    out = capsys.readouterr().out
+    assert "Initialization 1\n" in out and "  Iteration 1 (initialization 1)\t" in out
+    assert "Initialization 0 converged." in out and "Initialization 1 converged." in out
+
+
 def test_convergence_warning_and_max_iter_zero():
     X, _ = blobs(300, 2, 2)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
