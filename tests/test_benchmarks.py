@@ -20,6 +20,8 @@ RUNS = {
                        "--chunk-rows", "2000"], "mean lower bound, daskgmm - scikit-learn"),
     "bench_stream.py": (["--sizes", "20000", "40000", "--chunk-rows", "10000", "--iterations", "2",
                          "--covariance-type", "full", "diag", "--cold"], "(cold): peak RSS"),
+    "bench_n_init.py": (["--n-samples", "40000", "--chunk-rows", "10000", "--iterations", "2",
+                         "--cold"], "lockstep speed-up for n_init=3"),
     "bench_kernels.py": (["--rows", "4000", "--repeats", "1"], "ratio: scikit-learn / daskgmm"),
 }
 
@@ -27,7 +29,7 @@ RUNS = {
 @pytest.mark.parametrize("script", sorted(RUNS))
 def test_benchmark_runs(script, tmp_path):
     args, expected = RUNS[script]
-    if script == "bench_stream.py":
+    if script in ("bench_stream.py", "bench_n_init.py"):
         args = [*args, "--dir", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
