@@ -23,7 +23,7 @@ from .data import Rows, as_rows, fingerprint, should_persist
 from .em import EMResult, IterationInfo, compute, run_em
 from .fitting import FitHooks, fit_initialisations
 from .errors import ConvergenceWarning
-from .init import INIT_METHODS, initial_parameters
+from .init import INIT_METHODS, initial_parameters_many
 from .params import (
     COVARIANCE_TYPES,
     GMMParams,
@@ -68,7 +68,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     max_iter : int, default=100
         The number of EM iterations to perform.
     n_init : int, default=1
-        The number of initialisations; the best result is kept.
+        The number of initialisations; the best result is kept. They run in
+        lockstep: every pass over the data serves all of them (see the README).
     init_params : {'k-means||', 'kmeans', 'k-means++', 'random', 'random_from_data'}, \
             default='k-means||'
         The method used to initialise the weights, means and precisions.
@@ -298,13 +299,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
-    def _initial_params(self, X, init, random_state, eps, allow_missing) -> GMMParams:
+    def _initial_params(self, X, count, init, random_state, eps, allow_missing) -> list[GMMParams]:
+        """``count`` sets of initial parameters: the user's, where all are given,
+        else drawn by ``init_params``, with any given part replacing its draw."""
         init_w, init_m, init_p = init
         if init_w is not None and init_m is not None and init_p is not None:
             pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
-            return GMMParams.from_precisions_cholesky(init_w, init_m, pc, self.covariance_type)
-        p = initial_parameters(
+            return [GMMParams.from_precisions_cholesky(init_w, init_m, pc, self.covariance_type)] * count
+        drawn = initial_parameters_many(
             X,
+            count,
             self.n_components,
             self.covariance_type,
             self.init_params,
@@ -318,6 +322,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             ),
             allow_missing=allow_missing,
         )
+        return [self._with_given(p, init) for p in drawn]
+
+    def _with_given(self, p: GMMParams, init) -> GMMParams:
+        init_w, init_m, init_p = init
         weights = p.weights if init_w is None else init_w
         means = p.means if init_m is None else init_m
         if init_p is None:
@@ -406,7 +414,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_init=n_init,
             max_iter=self.max_iter,
             random_state=random_state,
-            initialise=lambda: self._initial_params(data, init, random_state, eps, allow_missing),
+            initialise=lambda count: self._initial_params(
+                data, count, init, random_state, eps, allow_missing
+            ),
             run=partial(
                 run_em,
                 data,

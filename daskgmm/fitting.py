@@ -2,11 +2,12 @@
 
 The loop of scikit-learn's ``BaseMixture.fit_predict`` (``n_init`` starts, the
 best lower bound kept), around :func:`daskgmm.em.run_em`. All initial
-parameters are drawn first, in scikit-learn's order (EM draws nothing, so they
-are those that its initialise-run-initialise-run loop draws); then the EM runs
-of all initialisations advance together, one read of the data per iteration
-for all of them. The state is saved to a :class:`daskgmm.checkpoint.Checkpoint`
-after each draw and every ``checkpoint_every`` iterations, and resumed from
+parameters are drawn first (EM draws nothing, so for scikit-learn's methods
+they are those that its initialise-run-initialise-run loop draws; k-means||
+draws them together, one pass per round for all); then the EM runs of all
+initialisations advance together, one read of the data per iteration for all
+of them. The state is saved to a :class:`daskgmm.checkpoint.Checkpoint` once
+they are drawn and every ``checkpoint_every`` iterations, and resumed from
 it: a resumed fit takes exactly the steps an uninterrupted one would (same
 random draws, same parameters), so its result is bitwise the same.
 """
@@ -49,7 +50,7 @@ def fit_initialisations(
     n_init: int,
     max_iter: int,
     random_state: np.random.RandomState,
-    initialise: Callable[[], GMMParams],
+    initialise: Callable[[int], list[GMMParams]],
     run: Callable[..., list[EMResult]],
     warm: tuple[GMMParams, float] | None = None,
     saver: ckpt.Checkpoint | None = None,
@@ -58,7 +59,8 @@ def fit_initialisations(
 ) -> EMResult:
     """The best of ``n_init`` EM runs.
 
-    ``initialise()`` draws initial parameters (from ``random_state``);
+    ``initialise(count)`` draws ``count`` sets of initial parameters (from
+    ``random_state``);
     ``run(runs, previous_bounds=, callback=)`` runs EM on all of them in
     lockstep (:func:`daskgmm.em.run_em`). ``warm`` (parameters and lower bound
     of an earlier fit) replaces the initialisation (scikit-learn's
@@ -88,10 +90,11 @@ def fit_initialisations(
     previous_bounds = None
     if warm is not None:
         runs, previous_bounds = [EMResult(warm[0], [], 0, False)], [warm[1]]
-    for i in range(len(runs), n_init):
+    if len(runs) < n_init:
         if hooks.init_start:
-            hooks.init_start(i)
-        runs.append(EMResult(initialise(), [], 0, False))
+            for i in range(len(runs), n_init):
+                hooks.init_start(i)
+        runs += [EMResult(p, [], 0, False) for p in initialise(n_init - len(runs))]
         save(runs)
 
     def callback(now: list[EMResult], infos: list[IterationInfo]) -> None:

@@ -34,7 +34,9 @@ __all__ = [
     "KMeansParallelResult",
     "finite_rows",
     "initial_parameters",
+    "initial_parameters_many",
     "kmeans_parallel",
+    "kmeans_parallel_many",
     "pass_statistics",
     "sample_rows",
 ]
@@ -89,11 +91,20 @@ def _from_points(points, n_samples, covariance_type, reg_covar, eps):
 
 def pass_statistics(X, kernel, centers, covariance_type, *extra, allow_missing=False):
     """One pass of a statistics kernel over ``X``, checked for non-finite rows."""
-    layout = kernels.StatsLayout(*centers.shape, covariance_type)
-    total = reduce_chunks(X, kernel, centers, covariance_type, *extra, size=layout.size)
-    (vec,) = compute(total)
-    stats = SufficientStatistics.from_vector(vec, centers, covariance_type)
-    return check_finite(stats, allow_missing)
+    return pass_statistics_many(X, kernel, [centers], covariance_type, *extra, allow_missing=allow_missing)[0]
+
+
+def pass_statistics_many(X, kernel, centers, covariance_type, *extra, allow_missing=False):
+    """The statistics of ``kernel`` for each set of ``centers``, in one pass over ``X``."""
+    totals = [
+        reduce_chunks(X, kernel, c, covariance_type, *extra,
+                      size=kernels.StatsLayout(*c.shape, covariance_type).size)
+        for c in centers
+    ]
+    return [
+        check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
+        for v, c in zip(compute(*totals), centers)
+    ]
 
 
 @dataclass
@@ -150,82 +161,156 @@ def kmeans_parallel(
     Raises ValueError when the data has fewer distinct rows than ``n_clusters``.
     Rows with NaN are an error, or left out with ``allow_missing``.
     """
+    return kmeans_parallel_many(
+        X, n_clusters, [random_state], n_rounds=n_rounds, oversampling=oversampling,
+        max_rounds=max_rounds, allow_missing=allow_missing,
+    )[0]
+
+
+def kmeans_parallel_many(
+    X: da.Array,
+    n_clusters: int,
+    random_states: list[np.random.RandomState],
+    *,
+    n_rounds: int = 5,
+    oversampling: float = 2.0,
+    max_rounds: int = 20,
+    allow_missing: bool = False,
+) -> list[KMeansParallelResult]:
+    """:func:`kmeans_parallel` once per random state, in lockstep: each round is
+    one pass over the data for all of them, and each ends exactly where it would
+    alone."""
     ell = oversampling * n_clusters
-    seed = int(random_state.randint(np.iinfo(np.int32).max))
-    first = _first_center(X, random_state, allow_missing)
-    result = KMeansParallelResult(first, np.empty(0), np.empty(0))
-    candidates = result.centers
+    seeds = [int(rs.randint(np.iinfo(np.int32).max)) for rs in random_states]
+    results = [
+        KMeansParallelResult(_first_center(X, rs, allow_missing), np.empty(0), np.empty(0))
+        for rs in random_states
+    ]
+    candidates = [r.centers for r in results]
     blocks = X.to_delayed().ravel()
     offsets = np.cumsum((0,) + X.chunks[0])
+    active = list(range(len(results)))
     for r in range(max_rounds):
-        if r >= n_rounds and _distinct_rows(candidates) >= n_clusters:
+        active = [j for j in active if r < n_rounds or _distinct_rows(candidates[j]) < n_clusters]
+        if not active:
             break
-        centers = dask.delayed(candidates, pure=True)
-        parts = [
-            dask.delayed(kernels.chunk_kmeans_parallel_round, pure=True)(
-                b,
-                centers,
-                ell,
-                seed,
-                r,
-                block_info=[{"array-location": [(int(offsets[i]), int(offsets[i + 1]))]}],
-            )
-            for i, b in enumerate(blocks)
-        ]
-        (parts,) = compute(parts)
-        result.passes += 1
-        phi = float(np.sum([p[0] for p in parts]))
-        bad = sum(p[1] for p in parts)
-        if bad and not allow_missing:
+        (rounds,) = compute([
+            [
+                dask.delayed(kernels.chunk_kmeans_parallel_round, pure=True)(
+                    b,
+                    dask.delayed(candidates[j], pure=True),
+                    ell,
+                    seeds[j],
+                    r,
+                    block_info=[{"array-location": [(int(offsets[i]), int(offsets[i + 1]))]}],
+                )
+                for i, b in enumerate(blocks)
+            ]
+            for j in active
+        ])
+        for j, parts in zip(active, rounds):
+            results[j].passes += 1
+            phi = float(np.sum([p[0] for p in parts]))
+            bad = sum(p[1] for p in parts)
+            if bad and not allow_missing:
+                raise ValueError(
+                    f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
+                    "non-finite value. Pass dropna=True to leave such rows out."
+                )
+            results[j].phi.append(phi)
+            rows = np.concatenate([p[2] for p in parts])
+            d2 = np.concatenate([p[3] for p in parts])
+            u = np.concatenate([p[4] for p in parts])
+            chosen = rows[u * phi < ell * d2]
+            logger.info("k-means|| round %d: cost %.6g, %d new candidates", r + 1, phi, len(chosen))
+            candidates[j] = np.concatenate([candidates[j], chosen])
+        active = [j for j in active if results[j].phi[-1] != 0.0]
+    for c in candidates:
+        n_distinct = _distinct_rows(c)
+        if n_distinct < n_clusters:
             raise ValueError(
-                f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
-                "non-finite value. Pass dropna=True to leave such rows out."
+                f"X has only {n_distinct} distinct row(s), fewer than n_components={n_clusters}: "
+                "a mixture cannot have more components than distinct points."
             )
-        result.phi.append(phi)
-        rows = np.concatenate([p[2] for p in parts])
-        d2 = np.concatenate([p[3] for p in parts])
-        u = np.concatenate([p[4] for p in parts])
-        chosen = rows[u * phi < ell * d2]
-        logger.info("k-means|| round %d: cost %.6g, %d new candidates", r + 1, phi, len(chosen))
-        candidates = np.concatenate([candidates, chosen])
-        if phi == 0.0:
-            break
-    n_distinct = _distinct_rows(candidates)
-    if n_distinct < n_clusters:
-        raise ValueError(
-            f"X has only {n_distinct} distinct row(s), fewer than n_components={n_clusters}: "
-            "a mixture cannot have more components than distinct points."
-        )
-    (weights,) = compute(
-        reduce_chunks(X, kernels.chunk_nearest_counts, candidates, size=len(candidates))
-    )
-    result.passes += 1
-    keep = weights > 0
-    cand, w = candidates[keep], weights[keep]
-    with warnings.catch_warnings():
-        # duplicates among candidates are expected and harmless here
-        warnings.simplefilter("ignore", category=UserWarning)
-        km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=random_state)
-        km.fit(cand, sample_weight=w)
-    result.centers = km.cluster_centers_
-    result.candidates, result.candidate_weights = candidates, weights
-    return result
+    all_weights = compute(*[
+        reduce_chunks(X, kernels.chunk_nearest_counts, c, size=len(c)) for c in candidates
+    ])
+    for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
+        result.passes += 1
+        keep = weights > 0
+        with warnings.catch_warnings():
+            # duplicates among candidates are expected and harmless here
+            warnings.simplefilter("ignore", category=UserWarning)
+            km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=rs)
+            km.fit(c[keep], sample_weight=weights[keep])
+        result.centers = km.cluster_centers_
+        result.candidates, result.candidate_weights = c, weights
+    return results
 
 
 def _lloyd(X, centers, n_iter, covariance_type, allow_missing):
-    """``n_iter`` distributed Lloyd steps, then the statistics of the final assignment.
+    """``n_iter`` distributed Lloyd steps from each set of ``centers``, then the
+    statistics of the final assignments, one pass per step for all sets.
 
-    Each step is one pass; the statistics of the last pass give both the last
-    Lloyd update and the mixture parameters (``n_iter + 1`` passes in all).
+    The statistics of the last pass give both the last Lloyd update and the
+    mixture parameters (``n_iter + 1`` passes in all).
     """
-    kernel = kernels.chunk_assignment_statistics
-    stats = pass_statistics(X, kernel, centers, covariance_type, allow_missing=allow_missing)
+    def step(centers):
+        return pass_statistics_many(X, kernels.chunk_assignment_statistics, centers,
+                                    covariance_type, allow_missing=allow_missing)
+
+    stats = step(centers)
     for _ in range(n_iter):
-        nonempty = stats.nk > 0
-        centers = centers.copy()
-        centers[nonempty] += stats.sk[nonempty] / stats.nk[nonempty, None]
-        stats = pass_statistics(X, kernel, centers, covariance_type, allow_missing=allow_missing)
+        centers = [c.copy() for c in centers]
+        for c, st in zip(centers, stats):
+            nonempty = st.nk > 0
+            c[nonempty] += st.sk[nonempty] / st.nk[nonempty, None]
+        stats = step(centers)
     return stats
+
+
+def _params_of(stats, reg_covar, covariance_type, eps) -> GMMParams:
+    """Initial parameters from the statistics of an assignment (weights ``N_k / n``,
+    as scikit-learn's, not renormalised)."""
+    return params_from_statistics(stats, reg_covar, covariance_type, eps=eps, normalise_weights=False)
+
+
+def _kmeans_parallel_statistics(X, n_components, covariance_type, random_states, options,
+                                allow_missing):
+    """k-means|| from each random state, then Lloyd: the statistics of each final assignment."""
+    opts = dict(options or {})
+    lloyd_iter = opts.pop("lloyd_iter", 1)
+    found = kmeans_parallel_many(X, n_components, random_states, allow_missing=allow_missing, **opts)
+    return _lloyd(X, [f.centers for f in found], lloyd_iter, covariance_type, allow_missing)
+
+
+def initial_parameters_many(
+    X: da.Array,
+    count: int,
+    n_components: int,
+    covariance_type: str,
+    method: str,
+    random_state: np.random.RandomState,
+    **options,
+) -> list[GMMParams]:
+    """``count`` initialisations by ``method`` (``options`` as for :func:`initial_parameters`).
+
+    With several, 'k-means||' runs them in lockstep, every pass over the data
+    serving all of them, each from its own generator seeded from
+    ``random_state``. The other methods draw them one after another from
+    ``random_state``, as scikit-learn's loop does (a pass or less each).
+    """
+    if method != "k-means||" or count == 1:
+        return [
+            initial_parameters(X, n_components, covariance_type, method, random_state, **options)
+            for _ in range(count)
+        ]
+    states = [np.random.RandomState(s) for s in random_state.randint(np.iinfo(np.int32).max, size=count)]
+    all_stats = _kmeans_parallel_statistics(
+        X, n_components, covariance_type, states, options.get("kmeans_parallel_options"),
+        options.get("allow_missing", False),
+    )
+    return [_params_of(st, options["reg_covar"], covariance_type, options["eps"]) for st in all_stats]
 
 
 def initial_parameters(
@@ -247,9 +332,7 @@ def initial_parameters(
     """
 
     def from_stats(stats):
-        return params_from_statistics(
-            stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
-        )
+        return _params_of(stats, reg_covar, covariance_type, eps)
 
     def sample():
         rows = finite_rows(sample_rows(X, SAMPLE_SIZE, random_state), allow_missing)
@@ -262,10 +345,10 @@ def initial_parameters(
 
     n = X.shape[0]
     if method == "k-means||":
-        opts = dict(kmeans_parallel_options or {})
-        lloyd_iter = opts.pop("lloyd_iter", 1)
-        found = kmeans_parallel(X, n_components, random_state, allow_missing=allow_missing, **opts)
-        return from_stats(_lloyd(X, found.centers, lloyd_iter, covariance_type, allow_missing))
+        (stats,) = _kmeans_parallel_statistics(
+            X, n_components, covariance_type, [random_state], kmeans_parallel_options, allow_missing
+        )
+        return from_stats(stats)
     if method == "kmeans":
         km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(sample())
         kernel = kernels.chunk_assignment_statistics

@@ -10,7 +10,7 @@ from helpers import ChunkReads
 from sklearn.metrics import adjusted_rand_score
 
 from daskgmm import GaussianMixture
-from daskgmm.init import kmeans_parallel
+from daskgmm.init import initial_parameters, initial_parameters_many, kmeans_parallel
 
 
 def thirty_clusters(seed=0, k=30, d=10):
@@ -48,6 +48,24 @@ def test_whole_initialisation_reads_the_data_at_most_8_times(clusters):
     # 5 rounds + weighting + 1 Lloyd + final assignment = 8 passes, plus the one
     # chunk that holds the first centre.
     assert reads.count == 8 * reads.source.numblocks[0] + 1
+
+
+def test_several_initialisations_share_every_pass_and_each_equals_its_run_alone(clusters):
+    """n_init=3 with k-means||: 8 passes in all, not 24, and each initialisation is
+    what k-means|| gives alone from its own generator."""
+    X = clusters[0]
+    reads = ChunkReads(X, (4000, 10))
+    GaussianMixture(30, n_init=3, max_iter=0, random_state=0, persist=False).fit(reads.array)
+    assert reads.count == 8 * reads.source.numblocks[0] + 3  # + the chunk of each first centre
+    options = dict(reg_covar=1e-6, eps=1e-16, kmeans_parallel_options={"lloyd_iter": 1})
+    Xd = da.from_array(X, chunks=(4000, 10))
+    together = initial_parameters_many(Xd, 3, 30, "diag", "k-means||", np.random.RandomState(5), **options)
+    seeds = np.random.RandomState(5).randint(np.iinfo(np.int32).max, size=3)
+    for params, seed in zip(together, seeds):
+        alone = initial_parameters(Xd, 30, "diag", "k-means||", np.random.RandomState(seed), **options)
+        np.testing.assert_array_equal(params.means, alone.means)
+        np.testing.assert_array_equal(params.covariances, alone.covariances)
+    assert not np.array_equal(together[0].means, together[1].means)
 
 
 def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):
