@@ -6,7 +6,9 @@ fitted together are timed against one alone (what each of them cost when they
 ran one after another, each with its own pass per iteration). Seconds per
 iteration are medians of the E-step passes, timed where the EM calls them;
 ``--cold`` drops the store from the page cache before every pass, as for data
-larger than memory.
+larger than memory. The k-means|| initialisation (8 passes however many
+initialisations) is timed the same way, as a whole, with the store in the
+page cache.
 
     python benchmarks/bench_n_init.py                       # 5,000,000 x 16, k=8, diag, n_init=3
     python benchmarks/bench_n_init.py --cold --covariance-type full
@@ -52,6 +54,17 @@ def seconds_per_pass(path, k, covariance_type, n_init, iterations, cold):
     return statistics.median(t for t, n in times if n == n_init)
 
 
+def init_seconds(path, k, covariance_type, n_init):
+    """Seconds of the k-means|| initialisation of ``n_init`` initialisations (no EM)."""
+    gm = daskgmm.GaussianMixture(k, covariance_type=covariance_type, n_init=n_init, max_iter=0,
+                                 persist=False, random_state=0)
+    with warnings.catch_warnings(), dask.config.set(scheduler="threads"):
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        gm.fit(str(path))
+        return time.perf_counter() - t0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=5_000_000)
@@ -75,10 +88,15 @@ def main():
         run = dict(k=k, covariance_type=args.covariance_type, iterations=args.iterations, cold=args.cold)
         one = seconds_per_pass(path, n_init=1, **run)
         together = seconds_per_pass(path, n_init=n_init, **run)
+        init_one = init_seconds(path, k, args.covariance_type, 1)
+        init_together = init_seconds(path, k, args.covariance_type, n_init)
     print(f"  1 initialisation:             {one:6.2f} s per iteration")
     print(f"  {n_init} initialisations, lockstep: {together:6.2f} s per iteration "
           f"(one after another: {n_init * one:.2f} s)")
-    print(f"lockstep speed-up for n_init={n_init}: {n_init * one / together:.2f}x")
+    print(f"  k-means|| initialisation: 1 in {init_one:.2f} s, {n_init} together in "
+          f"{init_together:.2f} s (one after another: {n_init * init_one:.2f} s)")
+    print(f"lockstep speed-up for n_init={n_init}: {n_init * one / together:.2f}x per EM iteration, "
+          f"{n_init * init_one / init_together:.2f}x for the initialisation")
 
 
 if __name__ == "__main__":
