@@ -528,19 +528,31 @@ def chunk_random_statistics(block, centers, covariance_type, seed, block_info=No
     return acc.result(block.shape[0])
 
 
-def _nearest(block, centers):
+class _Nearest:
     """Index of the nearest centre and the squared distance to it, for each row.
 
-    Distances to all centres come from one GEMM (``|x|^2 - 2 x.c + |c|^2``);
-    the distance to the chosen centre is then recomputed directly, so that it
-    is exact (zero for a row equal to a centre) whatever the offset of the data.
+    The ranking comes from one float64 GEMM, ``[x, 1] . [-2 c, |c|^2]`` (the
+    squared distance less ``|x|^2``, which every centre shares); the distance
+    to the chosen centre is then recomputed directly, so that it is exact (zero
+    for a row equal to a centre) whatever the offset of the data. Rows with a
+    NaN or infinity get a non-finite distance.
     """
-    x = block.astype(np.float64, copy=False)
-    c = np.asarray(centers, dtype=np.float64)
-    approx = (c * c).sum(axis=1)[None, :] - 2.0 * np.dot(x, c.T)
-    label = approx.argmin(axis=1)
-    diff = x - c[label]
-    return label, np.einsum("nd,nd->n", diff, diff)
+
+    def __init__(self, centers):
+        self.centers = np.asarray(centers, dtype=np.float64)
+        c = self.centers
+        self.coef = np.concatenate([-2.0 * c, np.einsum("kd,kd->k", c, c)[:, None]], axis=1)
+        self.ws = _Workspace()
+
+    def __call__(self, block):
+        n, d = block.shape
+        x = self.ws("x", (n, d + 1))
+        x[:, :d] = block
+        x[:, d] = 1.0
+        ranking = np.dot(x, self.coef.T, out=self.ws("ranking", (n, len(self.coef))))
+        label = ranking.argmin(axis=1)
+        diff = np.subtract(x[:, :d], self.centers[label], out=self.ws("diff", (n, d)))
+        return label, np.einsum("nd,nd->n", diff, diff)
 
 
 def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, block_info=None):
@@ -562,8 +574,9 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, bloc
     if n:
         step = 8192
         d2 = np.empty(n)
+        nearest = _Nearest(centers)
         for start in range(0, n, step):
-            d2[start : start + step] = _nearest(block[start : start + step], centers)[1]
+            d2[start : start + step] = nearest(block[start : start + step])[1]
         finite = np.isfinite(d2)
         bad = int(np.count_nonzero(~finite))
         d2[~finite] = 0.0
@@ -590,11 +603,10 @@ def chunk_nearest_counts(block, centers):
     block = _as_2d(block)
     k = len(centers)
     counts = np.zeros(k)
+    nearest = _Nearest(centers)
     for start in range(0, block.shape[0], 8192):
-        sub = block[start : start + 8192]
-        ok = np.isfinite(sub).all(axis=1)
-        label = _nearest(sub[ok], centers)[0]
-        counts += np.bincount(label, minlength=k)
+        label, d2 = nearest(block[start : start + 8192])
+        counts += np.bincount(label[np.isfinite(d2)], minlength=k)
     return counts[None, :]
 
 
