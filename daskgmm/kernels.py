@@ -459,35 +459,39 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     return acc.result(block.shape[0])
 
 
-def _squared_distances(diff, ws):
-    y = ws("y", diff.shape, diff.dtype)
-    np.copyto(y, diff)
-    return _sum_squares(y, ws("maha", diff.shape[:2], diff.dtype)).astype(np.float64)
-
-
 def chunk_assignment_statistics(block, centers, covariance_type):
     """Statistics of a hard assignment of each row to its nearest centre.
 
     The same layout as :func:`chunk_statistics` (centred on ``centers``), with
     ``log_lik_sum`` holding the k-means inertia (sum of squared distances).
+    Rows are grouped by their centre (:class:`_Nearest`), so that each is
+    centred on its own centre only, in float64.
     """
     block = _as_2d(block)
     centers = np.asarray(centers, dtype=np.float64)
     k, d = centers.shape
     acc = _Accumulator(k, d, covariance_type)
-    c = centers.astype(block.dtype, copy=False)
-    step = _block_rows(k, d)
-    ws = _Workspace()
-    for start in range(0, block.shape[0], step):
-        diff = _centred(block[start : start + step], c, ws)
-        dist = _squared_distances(diff, ws)
-        finite = np.isfinite(dist).all(axis=0)
-        dist[:, ~finite] = 0.0
-        label = dist.argmin(axis=0)
-        cols = np.arange(dist.shape[1])
-        resp = np.zeros_like(dist)
-        resp[label, cols] = 1.0
-        acc.add(diff, resp, finite, dist[label, cols], ws)
+    nearest = _Nearest(centers)
+    for start in range(0, block.shape[0], 8192):
+        sub = block[start : start + 8192]
+        label, d2 = nearest(sub)
+        finite = np.isfinite(d2)
+        acc.out[2] += np.count_nonzero(~finite)
+        acc.out[0] += d2[finite].sum()
+        counts = np.bincount(label[finite], minlength=k)
+        order = np.argsort(np.where(finite, label, k), kind="stable")  # rows left out go last
+        grouped = sub[order[: counts.sum()]].astype(np.float64)
+        ends = np.cumsum(counts)
+        for j in np.flatnonzero(counts):
+            diff = grouped[ends[j] - counts[j] : ends[j]] - centers[j]
+            acc.nk[j] += counts[j]
+            acc.sk[j] += diff.sum(axis=0)
+            if covariance_type == "full":
+                acc.Sk[j] += np.dot(diff.T, diff)
+            elif covariance_type == "tied":
+                acc.Sk += np.dot(diff.T, diff)
+            else:
+                acc.Sk[j] += np.einsum("nd,nd->d", diff, diff)
     return acc.result(block.shape[0])
 
 
