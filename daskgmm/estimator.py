@@ -105,7 +105,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         centres before the initial parameters are taken.
     checkpoint : str or None, default=None
         Path or URL of a Zarr group where the state of the fit is saved every
-        ``checkpoint_every`` iterations (and after each initialisation). Calling
+        ``checkpoint_every`` iterations (and once the initial parameters are drawn). Calling
         ``fit`` again with the same checkpoint on the same data resumes from the
         last complete state, with a result bitwise identical to an
         uninterrupted fit; a finished checkpoint gives the finished model.
