@@ -22,7 +22,10 @@ from threadpoolctl import threadpool_limits
 from . import kernels
 from .params import GMMParams, SufficientStatistics, m_step
 
-__all__ = ["EMResult", "IterationInfo", "compute", "reduce_chunks", "expectation", "run_em"]
+__all__ = [
+    "EMResult", "IterationInfo", "compute", "reduce_chunks", "summed_statistics", "expectation",
+    "run_em",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,30 +83,38 @@ def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> Su
     return replace(stats, n_samples=valid)
 
 
+def summed_statistics(
+    X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
+    covariance_type: str, allow_missing: bool = False,
+) -> list[SufficientStatistics]:
+    """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
+    chunks of ``X`` in one ``compute``: the statistics of each, centred on the
+    matching ``centers`` and checked for non-finite rows.
+
+    Every chunk is read once and handed to all the calls (their tasks share the
+    chunk's key), so several parameter sets cost one read of the data, not one each.
+    """
+    totals = [
+        reduce_chunks(X, kernel, *args,
+                      size=kernels.StatsLayout(*c.shape, covariance_type).size)
+        for args, c in zip(calls, centers)
+    ]
+    return [
+        check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
+        for v, c in zip(compute(*totals), centers)
+    ]
+
+
 def expectation(
     X: da.Array, params: list[GMMParams], allow_missing: bool = False
 ) -> list[SufficientStatistics]:
-    """One E-step pass for each parameter set, all in one ``compute``: the summed
-    sufficient statistics of each.
-
-    Every chunk is read once and handed to the kernels of all the sets (their
-    tasks share the chunk's key), so several initialisations run in lockstep
-    cost one read of the data per iteration, not one each.
-    """
-    totals = [
-        reduce_chunks(
-            X,
-            kernels.chunk_statistics,
-            *p.kernel_args,
-            size=kernels.StatsLayout(p.n_components, p.n_features, p.covariance_type).size,
-        )
-        for p in params
-    ]
-    vectors = compute(*totals)
-    return [
-        check_finite(SufficientStatistics.from_vector(v, p.means, p.covariance_type), allow_missing)
-        for v, p in zip(vectors, params)
-    ]
+    """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
+    several initialisations run in lockstep cost one read of the data per
+    iteration."""
+    return summed_statistics(
+        X, kernels.chunk_statistics, [p.kernel_args for p in params], [p.means for p in params],
+        params[0].covariance_type, allow_missing,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import kernels
-from .em import check_finite, compute, reduce_chunks
+from .em import compute, reduce_chunks, summed_statistics
 from .params import GMMParams, SufficientStatistics, params_from_statistics
 
 __all__ = [
@@ -96,15 +96,8 @@ def pass_statistics(X, kernel, centers, covariance_type, *extra, allow_missing=F
 
 def pass_statistics_many(X, kernel, centers, covariance_type, *extra, allow_missing=False):
     """The statistics of ``kernel`` for each set of ``centers``, in one pass over ``X``."""
-    totals = [
-        reduce_chunks(X, kernel, c, covariance_type, *extra,
-                      size=kernels.StatsLayout(*c.shape, covariance_type).size)
-        for c in centers
-    ]
-    return [
-        check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
-        for v, c in zip(compute(*totals), centers)
-    ]
+    calls = [(c, covariance_type, *extra) for c in centers]
+    return summed_statistics(X, kernel, calls, centers, covariance_type, allow_missing)
 
 
 @dataclass
