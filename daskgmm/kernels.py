@@ -53,6 +53,8 @@ _FEATURES_BYTES = 1 << 21
 #: which diagonal, spherical and tied models use expanded features (:class:`_Expanded`):
 #: their relative rounding error is about this times float64's epsilon.
 _MAX_EXPANSION = 1e6
+#: Rows per sub-block of the nearest-centre kernels (:class:`_Nearest`).
+_NEAREST_ROWS = 8192
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -472,26 +474,25 @@ def chunk_assignment_statistics(block, centers, covariance_type):
     k, d = centers.shape
     acc = _Accumulator(k, d, covariance_type)
     nearest = _Nearest(centers)
-    for start in range(0, block.shape[0], 8192):
-        sub = block[start : start + 8192]
-        label, d2 = nearest(sub)
+    for start in range(0, block.shape[0], _NEAREST_ROWS):
+        label, d2, diff = nearest(block[start : start + _NEAREST_ROWS])
         finite = np.isfinite(d2)
         acc.out[2] += np.count_nonzero(~finite)
         acc.out[0] += d2[finite].sum()
         counts = np.bincount(label[finite], minlength=k)
         order = np.argsort(np.where(finite, label, k), kind="stable")  # rows left out go last
-        grouped = sub[order[: counts.sum()]].astype(np.float64)
+        grouped = diff[order[: counts.sum()]]
         ends = np.cumsum(counts)
         for j in np.flatnonzero(counts):
-            diff = grouped[ends[j] - counts[j] : ends[j]] - centers[j]
+            own = grouped[ends[j] - counts[j] : ends[j]]  # rows of centre j, less centre j
             acc.nk[j] += counts[j]
-            acc.sk[j] += diff.sum(axis=0)
+            acc.sk[j] += own.sum(axis=0)
             if covariance_type == "full":
-                acc.Sk[j] += np.dot(diff.T, diff)
+                acc.Sk[j] += np.dot(own.T, own)
             elif covariance_type == "tied":
-                acc.Sk += np.dot(diff.T, diff)
+                acc.Sk += np.dot(own.T, own)
             else:
-                acc.Sk[j] += np.einsum("nd,nd->d", diff, diff)
+                acc.Sk[j] += np.einsum("nd,nd->d", own, own)
     return acc.result(block.shape[0])
 
 
@@ -538,8 +539,10 @@ class _Nearest:
     The ranking comes from one float64 GEMM, ``[x, 1] . [-2 c, |c|^2]`` (the
     squared distance less ``|x|^2``, which every centre shares); the distance
     to the chosen centre is then recomputed directly, so that it is exact (zero
-    for a row equal to a centre) whatever the offset of the data. Rows with a
-    NaN or infinity get a non-finite distance.
+    for a row equal to a centre) whatever the offset of the data. Returns the
+    labels, the squared distances and the rows less their centre (float64, a
+    buffer reused by the next call). Rows with a NaN or infinity get a
+    non-finite distance.
     """
 
     def __init__(self, centers):
@@ -556,7 +559,7 @@ class _Nearest:
         ranking = np.dot(x, self.coef.T, out=self.ws("ranking", (n, len(self.coef))))
         label = ranking.argmin(axis=1)
         diff = np.subtract(x[:, :d], self.centers[label], out=self.ws("diff", (n, d)))
-        return label, np.einsum("nd,nd->n", diff, diff)
+        return label, np.einsum("nd,nd->n", diff, diff), diff
 
 
 def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, block_info=None):
@@ -576,11 +579,10 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, bloc
     phi, bad = 0.0, 0
     keep_rows, keep_d2, keep_u, keep_idx = [], [], [], []
     if n:
-        step = 8192
         d2 = np.empty(n)
         nearest = _Nearest(centers)
-        for start in range(0, n, step):
-            d2[start : start + step] = nearest(block[start : start + step])[1]
+        for start in range(0, n, _NEAREST_ROWS):
+            d2[start : start + _NEAREST_ROWS] = nearest(block[start : start + _NEAREST_ROWS])[1]
         finite = np.isfinite(d2)
         bad = int(np.count_nonzero(~finite))
         d2[~finite] = 0.0
@@ -608,8 +610,8 @@ def chunk_nearest_counts(block, centers):
     k = len(centers)
     counts = np.zeros(k)
     nearest = _Nearest(centers)
-    for start in range(0, block.shape[0], 8192):
-        label, d2 = nearest(block[start : start + 8192])
+    for start in range(0, block.shape[0], _NEAREST_ROWS):
+        label, d2, _ = nearest(block[start : start + _NEAREST_ROWS])
         counts += np.bincount(label[np.isfinite(d2)], minlength=k)
     return counts[None, :]
 
