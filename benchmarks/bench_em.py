@@ -82,6 +82,7 @@ def timed_fit(make, X, iters):
 def save_seconds(model, repeats=20):
     """Median time of writing one checkpoint state of ``model`` (what each iteration adds)."""
     from daskgmm.checkpoint import Checkpoint, FitState
+    from daskgmm.params import EMResult
 
     params = model._params()
     rng = np.random.RandomState(0)
@@ -90,7 +91,7 @@ def save_seconds(model, repeats=20):
         saver = Checkpoint(f"{tmp}/c.zarr", identity={"params": {}, "data": {}})
         for i in range(repeats):
             t0 = time.perf_counter()
-            saver.save(FitState([(params, [0.0] * i, i, False)], rng.get_state()))
+            saver.save(FitState([EMResult(params, [0.0] * i, i, False)], rng.get_state()))
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
 

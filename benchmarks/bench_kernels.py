@@ -1,12 +1,19 @@
-"""The per-chunk E-step and statistics: daskgmm's kernel against scikit-learn's, in one run.
+"""The per-chunk E-step and statistics against the machine's floor and scikit-learn, in one run.
 
-For each covariance type and dtype, on the same in-memory rows and parameters,
-with BLAS on one thread:
+First the GEMM peak of this machine is measured (square products of
+``--gemm-size``, float32 and float64, one thread and two). Then, for each
+covariance type and dtype, on the same in-memory rows and parameters:
 
 * daskgmm: ``kernels.chunk_statistics`` (log-probabilities, responsibilities and
-  the sufficient statistics of one chunk), one thread;
-* the same on two threads at once, each on its own chunk, which shows whether
-  the kernel's BLAS calls and work arrays let threads run in parallel;
+  the sufficient statistics of one chunk) on one thread;
+* the same on two threads at once, each on its own chunk: whether the kernel's
+  BLAS calls and work arrays let threads run in parallel (scaling 2.00x is
+  perfect);
+* the floor: the kernel's minimum multiply-adds at the one-thread GEMM peak
+  of the data's dtype, or one streaming pass over the chunk in memory where
+  that is longer. Full: ``K D^2`` (whitening) + ``K D (D + 1) / 2``
+  (symmetric second moments) per row; tied: ``D^2 + 2 K D``; diag and
+  spherical: ``4 K D`` (distances and statistics over ``x^2`` and ``x``);
 * scikit-learn: the work of one EM iteration on the same rows
   (``_estimate_log_prob_resp`` and ``_m_step``), one thread.
 
@@ -28,9 +35,18 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_limits
 
 from daskgmm import kernels
-from daskgmm.params import precision_cholesky_from_covariances
+from daskgmm.covariance import COVARIANCE
 
 TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def multiply_adds_per_row(covariance_type, k, d):
+    return {
+        "full": k * d * d + k * d * (d + 1) // 2,
+        "tied": d * d + 2 * k * d,
+        "diag": 4 * k * d,
+        "spherical": 4 * k * d,
+    }[covariance_type]
 
 
 def problem(n, d, k, covariance_type, dtype, seed=0):
@@ -43,7 +59,7 @@ def problem(n, d, k, covariance_type, dtype, seed=0):
         "diag": np.ones((k, d)),
         "spherical": np.ones(k),
     }[covariance_type]
-    pc = precision_cholesky_from_covariances(cov, covariance_type)
+    pc = COVARIANCE[covariance_type].precision_cholesky(cov)
     return X, (np.full(k, 1.0 / k), means, pc, covariance_type), cov
 
 
@@ -64,6 +80,22 @@ def on_two_threads(fn_a, fn_b):
     for t in threads:
         t.join()
     return time.perf_counter() - t0
+
+
+def gemm_peak(size, dtype, threads, repeats):
+    """FLOP/s of ``np.dot`` on square matrices, BLAS on ``threads`` threads."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size)).astype(dtype) for _ in range(2))
+    out = np.empty((size, size), dtype=dtype)
+    with threadpool_limits(limits=threads):
+        np.dot(a, b, out=out)  # warm up
+        seconds = median_time(lambda: np.dot(a, b, out=out), repeats)
+    return 2.0 * size**3 / seconds
+
+
+def streaming_pass(block, repeats):
+    """Seconds of one read of ``block`` (a sum over its rows)."""
+    return median_time(lambda: np.add.reduce(block, axis=0), repeats)
 
 
 def sklearn_iteration(X, args, cov):
@@ -87,30 +119,46 @@ def main():
     parser.add_argument("--covariance-type", nargs="+", default=TYPES)
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gemm-size", type=int, default=2048)
     args = parser.parse_args()
     n, d, k = args.rows, args.n_features, args.n_components
     per_m = 1e6 / n
+
+    peak = {}
+    print(f"GEMM peak, {args.gemm_size}-square np.dot, GFLOP/s:")
+    for dtype in args.dtype:
+        one = gemm_peak(args.gemm_size, dtype, 1, args.repeats)
+        two = gemm_peak(args.gemm_size, dtype, 2, args.repeats)
+        peak[dtype] = one
+        print(f"  {dtype}: one thread {one / 1e9:6.1f}, two threads {two / 1e9:6.1f}")
+
     print(f"chunks of {n:,} x {d}, k={k}; seconds per 1,000,000 rows, median of {args.repeats}")
-    print(f"{'':8} {'':9} {'daskgmm':>8} {'2 threads':>10} {'scaling':>8} {'sklearn':>8} {'ratio':>6}")
+    print(f"{'':8} {'':9} {'daskgmm':>8} {'floor':>7} {'x floor':>8} {'2 threads':>10} "
+          f"{'scaling':>8} {'sklearn':>8} {'ratio':>6}")
     with threadpool_limits(limits=1):
         for dtype in args.dtype:
             for cov_type in args.covariance_type:
                 X, kargs, cov = problem(2 * n, d, k, cov_type, np.dtype(dtype))
                 a, b = X[:n], X[n:]
+                kernels.chunk_statistics(a, *kargs)  # warm up the work arrays' pages
                 ours = median_time(lambda: kernels.chunk_statistics(a, *kargs), args.repeats)
                 both = statistics.median(
                     on_two_threads(lambda: kernels.chunk_statistics(a, *kargs),
                                    lambda: kernels.chunk_statistics(b, *kargs))
                     for _ in range(args.repeats)
                 )
+                gemm_floor = 2.0 * multiply_adds_per_row(cov_type, k, d) * n / peak[dtype]
+                floor = max(gemm_floor, streaming_pass(a, args.repeats))
                 theirs = median_time(sklearn_iteration(a, kargs, cov), args.repeats)
                 print(
-                    f"{dtype:8} {cov_type:9} {ours * per_m:8.3f} {both * per_m / 2:10.3f} "
+                    f"{dtype:8} {cov_type:9} {ours * per_m:8.3f} {floor * per_m:7.3f} "
+                    f"{ours / floor:7.2f}x {both * per_m / 2:10.3f} "
                     f"{2 * ours / both:7.2f}x {theirs * per_m:8.3f} {theirs / ours:5.1f}x"
                 )
-    print("2 threads: wall time of two chunks at once, per 1,000,000 rows of the two; "
-          "scaling: 2 x one thread / two at once (2.00x is perfect); "
-          "ratio: scikit-learn / daskgmm, one thread")
+    print("floor: minimum multiply-adds at the one-thread GEMM peak, or one streaming pass "
+          "over the chunk if longer; x floor: daskgmm / floor, one thread; 2 threads: wall "
+          "time of two chunks at once, per 1,000,000 rows of the two; scaling: 2 x one "
+          "thread / two at once (2.00x is perfect); ratio: scikit-learn / daskgmm, one thread")
 
 
 if __name__ == "__main__":

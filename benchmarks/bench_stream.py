@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 
 import daskgmm
 from daskgmm import kernels
-from daskgmm.params import precision_cholesky_from_precisions
+from daskgmm.covariance import COVARIANCE
 
 
 def write_store(path, n, d, k, chunk_rows, seed=0):
@@ -113,7 +113,7 @@ def kernel_seconds_per_row(path, k, covariance_type, repeats=5):
     X = da.from_zarr(str(path))
     block = X.blocks[0].compute()
     start = starting_point(X, k, covariance_type)
-    pc = precision_cholesky_from_precisions(start["precisions_init"], covariance_type)
+    pc = COVARIANCE[covariance_type].precision_cholesky_from_precisions(start["precisions_init"])
     args = (start["weights_init"], start["means_init"], pc, covariance_type)
     times = []
     with threadpool_limits(1):

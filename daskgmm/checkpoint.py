@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from .params import GMMParams
+from ._version import __version__
+from .params import EMResult, GMMParams
 
 __all__ = [
     "CheckpointError",
@@ -43,12 +44,6 @@ class CheckpointError(ValueError):
 
 class CheckpointMismatchError(CheckpointError):
     """A checkpoint belongs to other data or other estimator parameters."""
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _digest(a: np.ndarray) -> str:
@@ -96,7 +91,7 @@ def _meta(group, path) -> dict:
     if meta["format"] not in readable:
         raise CheckpointError(
             f"{path!s} is a daskgmm {meta['kind']} in format {meta['format']} (daskgmm "
-            f"{meta.get('version')}), which this version ({_version()}) cannot resume; "
+            f"{meta.get('version')}), which this version ({__version__}) cannot resume; "
             "pass checkpoint_overwrite=True to start the fit over"
         )
     return meta
@@ -125,12 +120,12 @@ def _read_params(group, digests: dict, covariance_type: str, where: str) -> GMMP
 class FitState:
     """Everything needed to continue a fit exactly where it was.
 
-    ``runs`` holds, for each initialisation drawn so far, ``(params,
-    lower_bounds, n_iter, converged)``; ``rng_state`` is the random state after
-    the last draw. A finished fit (``status == "done"``) names its ``best`` run.
+    ``runs`` holds where each initialisation drawn so far stands; ``rng_state``
+    is the random state after the last draw. A finished fit (``status ==
+    "done"``) names its ``best`` run.
     """
 
-    runs: list[tuple]
+    runs: list[EMResult]
     rng_state: tuple
     status: str = "running"  # or "done"
     best: int | None = None
@@ -149,7 +144,7 @@ class Checkpoint:
         return {
             "format": FORMAT,
             "kind": "checkpoint",
-            "version": _version(),
+            "version": __version__,
             "identity": self.identity,
             "current": None,
             "status": "running",
@@ -238,11 +233,13 @@ def _write_state(root, name: str, state: FitState) -> None:
     the random state) and JSON attributes written with the group: three small
     writes, whatever the number of parameter arrays."""
     arrays, runs = {}, []
-    for j, (params, lbs, n_iter, converged) in enumerate(state.runs):
-        arrays.update({f"run{j}_{n}": getattr(params, n) for n in _PARAM_ARRAYS})
-        runs.append(
-            {"lower_bounds": list(map(float, lbs)), "n_iter": int(n_iter), "converged": bool(converged)}
-        )
+    for j, run in enumerate(state.runs):
+        arrays.update({f"run{j}_{n}": getattr(run.params, n) for n in _PARAM_ARRAYS})
+        runs.append({
+            "lower_bounds": list(map(float, run.lower_bounds)),
+            "n_iter": int(run.n_iter),
+            "converged": bool(run.converged),
+        })
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
     vec, layout = _pack(arrays)
@@ -264,11 +261,11 @@ def _read_state(group, where: str, covariance_type: str) -> FitState:
         raise CheckpointError(f"{where}: state attributes are missing")
     arrays = _unpack(_read_array(group, "state", s["digest"], where), s["layout"])
     runs = [
-        (
+        EMResult(
             _params_from(arrays, covariance_type, prefix=f"run{j}_"),
-            r["lower_bounds"],
-            r["n_iter"],
-            r["converged"],
+            list(r["lower_bounds"]),
+            int(r["n_iter"]),
+            bool(r["converged"]),
         )
         for j, r in enumerate(s["runs"])
     ]
@@ -330,7 +327,7 @@ def write_model(path, params: GMMParams, estimator_params: dict, fitted: dict) -
     root.attrs["daskgmm"] = {
         "format": FORMAT,
         "kind": "model",
-        "version": _version(),
+        "version": __version__,
         "params": {k: _jsonable(v) for k, v in sorted(estimator_params.items())},
         "fitted": fitted,
         "digests": digests,
@@ -348,15 +345,14 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         state = Checkpoint(path, identity=meta["identity"]).load()
         if state is None or state.status != "done":
             raise CheckpointError(f"the checkpoint at {path!s} is of a fit that has not finished")
-        cov_type = meta["identity"]["params"]["covariance_type"]
-        params, lbs, n_iter, converged = state.runs[state.best]
+        best = state.runs[state.best]
         fitted = {
-            "lower_bounds_": lbs,
-            "n_iter_": n_iter,
-            "converged_": converged,
+            "lower_bounds_": best.lower_bounds,
+            "n_iter_": best.n_iter,
+            "converged_": best.converged,
             "dtype": meta["identity"]["data"]["dtype"],
         }
-        return params, meta["identity"]["params"], fitted
+        return best.params, meta["identity"]["params"], fitted
     if meta["kind"] != "model":
         raise CheckpointError(f"{path!s} holds an unknown daskgmm object {meta['kind']!r}")
     cov_type = meta["params"]["covariance_type"]
@@ -385,19 +381,24 @@ def inspect(path) -> dict:
         out.update(
             status="empty" if state is None else state.status,
             initialisations=[
-                {"n_iter": n_iter, "lower_bound": lbs[-1] if lbs else None, "converged": converged}
-                for _, lbs, n_iter, converged in runs
+                {
+                    "n_iter": r.n_iter,
+                    "lower_bound": r.lower_bounds[-1] if r.lower_bounds else None,
+                    "converged": r.converged,
+                }
+                for r in runs
             ],
-            n_iter=max((r[2] for r in runs), default=0),
+            n_iter=max((r.n_iter for r in runs), default=0),
         )
         params = None
         if state is not None and state.status == "done":
-            params, lbs, n_iter, _ = runs[state.best]
-            out.update(n_iter=n_iter, lower_bounds=lbs, best=state.best)
+            best = runs[state.best]
+            params = best.params
+            out.update(n_iter=best.n_iter, lower_bounds=best.lower_bounds, best=state.best)
         elif runs:
-            params = runs[-1][0]
+            params = runs[-1].params
             if len(runs) == 1:
-                out["lower_bounds"] = runs[0][1]
+                out["lower_bounds"] = runs[0].lower_bounds
     out["covariance_type"] = est.get("covariance_type")
     out["n_components"] = est.get("n_components")
     if params is not None:

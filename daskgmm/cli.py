@@ -93,7 +93,7 @@ def _announce(client) -> None:
 
 
 def _cmd_fit(args) -> int:
-    from . import GaussianMixture
+    from .estimator import GaussianMixture
 
     persist = {"auto": "auto", "yes": True, "no": False}[args.persist]
     gm = GaussianMixture(
@@ -157,7 +157,7 @@ def _write_zarr(result, path: str, overwrite: bool) -> None:
 def _cmd_predict(args) -> int:
     import dask.array as da
 
-    from . import load
+    from .estimator import load
 
     gm = load(args.model)
     for name, value in _estimator_xarray_options(args).items():
@@ -177,7 +177,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from . import inspect
+    from .checkpoint import inspect
 
     info = inspect(args.path)
     if args.json:
@@ -209,7 +209,7 @@ def _cmd_inspect(args) -> int:
 def _cmd_demo(args) -> int:
     from sklearn.metrics import adjusted_rand_score
 
-    from . import GaussianMixture
+    from .estimator import GaussianMixture
     from .demo import make_blobs
 
     X, truth, _ = make_blobs(

@@ -22,9 +22,12 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
+from .passes import compute
+
 __all__ = [
     "Rows",
     "as_rows",
+    "check_same_features",
     "fingerprint",
     "numpy_chunk_rows",
     "open_zarr_array",
@@ -73,12 +76,25 @@ class Rows:
         out = result if self.restore is None else self.restore(result, kind)
         if self.lazy:
             return out
-        from .em import compute
-
         if self.restore is not None:
             return out.compute()
         (out,) = compute(out)
         return out
+
+
+def check_same_features(rows: Rows, n_features: int, feature_names, owner: str) -> None:
+    """Refuse ``rows`` whose number or names of features differ from those seen in fit."""
+    if rows.n_features != n_features:
+        raise ValueError(
+            f"X has {rows.n_features} features, but {owner} is expecting {n_features} "
+            "features as input."
+        )
+    if feature_names is not None and rows.feature_names is not None:
+        if list(feature_names) != list(rows.feature_names):
+            raise ValueError(
+                f"The feature names of X {list(rows.feature_names)} differ from those "
+                f"seen in fit {list(feature_names)} (names and order must match)."
+            )
 
 
 def _from_dask(X: da.Array, name: str) -> da.Array:
@@ -284,8 +300,6 @@ def fingerprint(X: da.Array) -> dict:
     for checkpoints; not a proof that every value is the same.
     """
     import hashlib
-
-    from .em import compute
 
     n = X.shape[0]
     (ends,) = compute(X[[0, n - 1]] if n else X[:0])

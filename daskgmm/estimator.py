@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -19,21 +18,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import checkpoint as ckpt
 from . import kernels
-from .data import Rows, as_rows, fingerprint, should_persist
-from .em import EMResult, IterationInfo, compute, run_em
-from .fitting import FitHooks, fit_initialisations
+from .covariance import COVARIANCE, COVARIANCE_TYPES
+from .data import Rows, as_rows, check_same_features, fingerprint, should_persist
+from .em import run_em
 from .errors import ConvergenceWarning
-from .init import INIT_METHODS, initial_parameters_many
-from .params import (
-    COVARIANCE_TYPES,
-    GMMParams,
-    n_parameters,
-    precision_cholesky_from_precisions,
-    precisions_from_cholesky,
-)
+from .fitting import fit_initialisations
+from .init import INIT_METHODS, initial_parameters_given
+from .params import GMMParams
+from .passes import compute
+from .progress import verbose_hooks
 from .validation import check_initial_parameters
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "load"]
 
 
 def _is_array_like_numpy(X) -> bool:
@@ -257,18 +253,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             return rows
-        if rows.n_features != self.n_features_in_:
-            raise ValueError(
-                f"X has {rows.n_features} features, but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input."
-            )
-        fitted_names = getattr(self, "feature_names_in_", None)
-        if fitted_names is not None and rows.feature_names is not None:
-            if list(fitted_names) != list(rows.feature_names):
-                raise ValueError(
-                    f"The feature names of X {list(rows.feature_names)} differ from those "
-                    f"seen in fit {list(fitted_names)} (names and order must match)."
-                )
+        check_same_features(
+            rows, self.n_features_in_, getattr(self, "feature_names_in_", None), type(self).__name__
+        )
         return rows
 
     def _allow_missing(self, rows: Rows) -> bool:
@@ -295,66 +282,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
         pc = params.precisions_cholesky.astype(np.float64)
-        self.precisions_ = precisions_from_cholesky(pc, self.covariance_type).astype(dtype)
+        self.precisions_ = COVARIANCE[self.covariance_type].precisions(pc).astype(dtype)
 
     # ------------------------------------------------------------------- fit
-
-    def _initial_params(self, X, count, init, random_state, eps, allow_missing) -> list[GMMParams]:
-        """``count`` sets of initial parameters: the user's, where all are given,
-        else drawn by ``init_params``, with any given part replacing its draw."""
-        init_w, init_m, init_p = init
-        if init_w is not None and init_m is not None and init_p is not None:
-            pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
-            return [GMMParams.from_precisions_cholesky(init_w, init_m, pc, self.covariance_type)] * count
-        drawn = initial_parameters_many(
-            X,
-            count,
-            self.n_components,
-            self.covariance_type,
-            self.init_params,
-            random_state,
-            reg_covar=self.reg_covar,
-            eps=eps,
-            kmeans_parallel_options=dict(
-                n_rounds=self.init_rounds,
-                oversampling=self.init_oversampling,
-                lloyd_iter=self.init_lloyd_iter,
-            ),
-            allow_missing=allow_missing,
-        )
-        return [self._with_given(p, init) for p in drawn]
-
-    def _with_given(self, p: GMMParams, init) -> GMMParams:
-        init_w, init_m, init_p = init
-        weights = p.weights if init_w is None else init_w
-        means = p.means if init_m is None else init_m
-        if init_p is None:
-            return GMMParams(weights, means, p.covariances, p.precisions_cholesky, p.covariance_type)
-        pc = precision_cholesky_from_precisions(init_p, self.covariance_type)
-        return GMMParams.from_precisions_cholesky(weights, means, pc, self.covariance_type)
-
-    # Progress as scikit-learn prints it; with several initialisations, which
-    # run in lockstep, each line also names its initialisation.
-
-    def _which(self, i: int) -> str:
-        return f" (initialization {i})" if self._verbose_times["several"] else ""
-
-    def _lapse(self, key, now: float) -> float:
-        """Seconds since ``key`` was last stamped (since the fit started, if never)."""
-        return now - self._verbose_times.get(key, self._verbose_times["start"])
-
-    def _verbose_iteration(self, info: IterationInfo) -> None:
-        if info.n_iter % self.verbose_interval == 0:
-            if self.verbose == 1:
-                print("  Iteration %d%s" % (info.n_iter, self._which(info.init)))
-            elif self.verbose >= 2:
-                now = time.perf_counter()
-                print(
-                    "  Iteration %d%s\t time lapse %.5fs\t ll change %.5f"
-                    % (info.n_iter, self._which(info.init),
-                       self._lapse(("iteration", info.init), now), info.change)
-                )
-                self._verbose_times[("iteration", info.init)] = now
 
     def _checkpointer(self, data) -> ckpt.Checkpoint | None:
         if self.checkpoint is None:
@@ -364,22 +294,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         params = {k: v for k, v in self.get_params().items() if k not in ignore}
         identity = ckpt.fit_identity(params, fingerprint(data))
         return ckpt.Checkpoint(self.checkpoint, identity=identity, overwrite=self.checkpoint_overwrite)
-
-    def _verbose_init_start(self, i: int) -> None:
-        print("Initialization %d" % i)
-        now = time.perf_counter()
-        self._verbose_times[("init", i)] = self._verbose_times[("iteration", i)] = now
-
-    def _verbose_init_end(self, i: int, result: EMResult) -> None:
-        msg = "converged" if result.converged else "did not converge"
-        extra = ""
-        if self.verbose >= 2:
-            extra = (
-                f" time lapse {self._lapse(('init', i), time.perf_counter()):.5f}s\t "
-                f"lower bound {result.lower_bound:.5f}."
-            )
-        which = f" {i}" if self._verbose_times["several"] else ""
-        print(f"Initialization{which} {msg}.{extra}")
 
     def _fit(self, X) -> Rows:
         self._validate_params()
@@ -406,17 +320,28 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
 
-        hooks = FitHooks()
-        if self.verbose:
-            self._verbose_times = {"several": n_init > 1, "start": time.perf_counter()}
-            hooks = FitHooks(self._verbose_init_start, self._verbose_iteration, self._verbose_init_end)
+        initialise = partial(
+            initial_parameters_given,
+            data,
+            given=init,
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            method=self.init_params,
+            random_state=random_state,
+            reg_covar=self.reg_covar,
+            eps=eps,
+            kmeans_parallel_options=dict(
+                n_rounds=self.init_rounds,
+                oversampling=self.init_oversampling,
+                lloyd_iter=self.init_lloyd_iter,
+            ),
+            allow_missing=allow_missing,
+        )
         best = fit_initialisations(
             n_init=n_init,
             max_iter=self.max_iter,
             random_state=random_state,
-            initialise=lambda count: self._initial_params(
-                data, count, init, random_state, eps, allow_missing
-            ),
+            initialise=lambda count: initialise(count=count),
             run=partial(
                 run_em,
                 data,
@@ -429,7 +354,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             warm=None if do_init else (self._params(), self.lower_bound_),
             saver=self._checkpointer(data) if do_init else None,
             checkpoint_every=self.checkpoint_every,
-            hooks=hooks,
+            hooks=verbose_hooks(self.verbose, self.verbose_interval, n_init),
         )
         if not best.converged and self.max_iter > 0:
             warnings.warn(
@@ -552,7 +477,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._score_and_count(X)[0]
 
     def _n_parameters(self) -> int:
-        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+        return COVARIANCE[self.covariance_type].n_parameters(self.n_components, self.means_.shape[1])
 
     def bic(self, X):
         """Bayesian information criterion of the model on X (lower is better)."""
@@ -609,19 +534,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples}. The sampling requires at "
                 "least one sample."
             )
-        n_features = self.means_.shape[1]
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        cov = self.covariances_
-        if self.covariance_type == "full":
-            parts = [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(self.means_, cov, counts)]
-        elif self.covariance_type == "tied":
-            parts = [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(self.means_, counts)]
-        else:
-            parts = [
-                m + rng.standard_normal(size=(s, n_features)) * np.sqrt(c)
-                for m, c, s in zip(self.means_, cov, counts)
-            ]
+        parts = COVARIANCE[self.covariance_type].sample(rng, self.means_, self.covariances_, counts)
         y = np.concatenate([np.full(int(s), k, dtype=np.int64) for k, s in enumerate(counts)])
         return np.vstack(parts), y
 
+
+def load(path) -> GaussianMixture:
+    """Load a model saved with :meth:`GaussianMixture.save` (or a finished checkpoint).
+
+    Reads arrays and JSON attributes only; nothing in the file is executed.
+    Raises :class:`~daskgmm.CheckpointError` for a missing, foreign or corrupted group.
+    """
+    return GaussianMixture._from_stored(*ckpt.read_model(path))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checkpoint as ckpt
-from .em import EMResult, IterationInfo
-from .params import GMMParams
+from .em import IterationInfo
+from .params import EMResult, GMMParams
 
 __all__ = ["FitHooks", "fit_initialisations"]
 
@@ -72,7 +72,7 @@ def fit_initialisations(
     runs: list[EMResult] = []
     if state is not None:
         random_state.set_state(state.rng_state)
-        runs = [EMResult(*r) for r in state.runs]
+        runs = list(state.runs)
         if state.status == "done":
             return runs[state.best]
 
@@ -80,7 +80,7 @@ def fit_initialisations(
         if saver is not None:
             saver.save(
                 ckpt.FitState(
-                    [(r.params, r.lower_bounds, r.n_iter, r.converged) for r in runs],
+                    list(runs),
                     random_state.get_state(),
                     "running" if best is None else "done",
                     best,

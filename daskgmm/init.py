@@ -25,15 +25,17 @@ import dask.array as da
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from . import kernels
-from .em import compute, reduce_chunks, summed_statistics
+from . import kernels, kmeans
+from .covariance import COVARIANCE
 from .params import GMMParams, SufficientStatistics, params_from_statistics
+from .passes import compute, reduce_chunks, summed_statistics
 
 __all__ = [
     "INIT_METHODS",
     "KMeansParallelResult",
     "finite_rows",
     "initial_parameters",
+    "initial_parameters_given",
     "initial_parameters_many",
     "kmeans_parallel",
     "kmeans_parallel_many",
@@ -77,13 +79,7 @@ def finite_rows(rows: np.ndarray, allow_missing: bool) -> np.ndarray:
 
 def _from_points(points, n_samples, covariance_type, reg_covar, eps):
     """One component per data row: N_k = 1, mean = the row, covariance = reg_covar * I."""
-    points = np.asarray(points, dtype=np.float64)
-    k, d = points.shape
-    layout = kernels.StatsLayout(k, d, covariance_type)
-    vec = np.zeros(layout.size)
-    vec[1] = n_samples
-    layout.split(vec)["nk"][:] = 1.0
-    stats = SufficientStatistics.from_vector(vec, points, covariance_type)
+    stats = SufficientStatistics.of_points(points, n_samples, covariance_type)
     return params_from_statistics(
         stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
     )
@@ -142,7 +138,7 @@ def kmeans_parallel(
     2. ``n_rounds`` rounds, each one pass over the data: every row is kept
        independently with probability ``l * d^2(x, C) / phi(C)``,
        ``l = oversampling * n_clusters``; the cost ``phi`` and the draws come from
-       the same pass (see :func:`kernels.chunk_kmeans_parallel_round`). More
+       the same pass (see :func:`kmeans.chunk_kmeans_parallel_round`). More
        rounds (up to ``max_rounds``) are run while there are fewer distinct
        candidates than clusters and the cost is not zero.
     3. One pass weights each candidate by the number of rows nearest to it.
@@ -189,7 +185,7 @@ def kmeans_parallel_many(
             break
         (rounds,) = compute([
             [
-                dask.delayed(kernels.chunk_kmeans_parallel_round, pure=True)(
+                dask.delayed(kmeans.chunk_kmeans_parallel_round, pure=True)(
                     b,
                     dask.delayed(candidates[j], pure=True),
                     ell,
@@ -226,7 +222,7 @@ def kmeans_parallel_many(
                 "a mixture cannot have more components than distinct points."
             )
     all_weights = compute(*[
-        reduce_chunks(X, kernels.chunk_nearest_counts, c, size=len(c)) for c in candidates
+        reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c)) for c in candidates
     ])
     for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
         result.passes += 1
@@ -249,7 +245,7 @@ def _lloyd(X, centers, n_iter, covariance_type, allow_missing):
     mixture parameters (``n_iter + 1`` passes in all).
     """
     def step(centers):
-        return pass_statistics_many(X, kernels.chunk_assignment_statistics, centers,
+        return pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
                                     covariance_type, allow_missing=allow_missing)
 
     stats = step(centers)
@@ -289,8 +285,8 @@ def initial_parameters_many(
     """``count`` initialisations by ``method`` (``options`` as for :func:`initial_parameters`).
 
     With several, 'k-means||' runs them in lockstep, every pass over the data
-    serving all of them, each from its own generator seeded from
-    ``random_state``. The other methods draw them one after another from
+    serving all of them: the first from ``random_state`` (as with one), the
+    others each from its own generator seeded from it. The other methods draw them one after another from
     ``random_state``, as scikit-learn's loop does (a pass or less each).
     """
     if method != "k-means||" or count == 1:
@@ -298,12 +294,56 @@ def initial_parameters_many(
             initial_parameters(X, n_components, covariance_type, method, random_state, **options)
             for _ in range(count)
         ]
-    states = [np.random.RandomState(s) for s in random_state.randint(np.iinfo(np.int32).max, size=count)]
     all_stats = _kmeans_parallel_statistics(
-        X, n_components, covariance_type, states, options.get("kmeans_parallel_options"),
-        options.get("allow_missing", False),
+        X, n_components, covariance_type, _lockstep_states(random_state, count),
+        options.get("kmeans_parallel_options"), options.get("allow_missing", False),
     )
     return [_params_of(st, options["reg_covar"], covariance_type, options["eps"]) for st in all_stats]
+
+
+def _lockstep_states(random_state: np.random.RandomState, count: int) -> list:
+    """Generators for ``count`` k-means|| runs drawn together: the first is
+    ``random_state`` itself, so that the first initialisation of ``n_init > 1`` is
+    the one that ``n_init=1`` draws (more initialisations never end worse); the
+    others are seeded from its current state without advancing it."""
+    key = random_state.get_state()[1]
+    return [random_state] + [
+        np.random.RandomState(np.random.MT19937(np.random.SeedSequence([*key.tolist(), j])))
+        for j in range(1, count)
+    ]
+
+
+def initial_parameters_given(
+    X: da.Array,
+    count: int,
+    given: tuple,
+    n_components: int,
+    covariance_type: str,
+    method: str,
+    random_state: np.random.RandomState,
+    **options,
+) -> list[GMMParams]:
+    """``count`` sets of initial parameters: the user's ``given = (weights, means,
+    precisions)`` where all three are given, else drawn by ``method`` (see
+    :func:`initial_parameters_many`), with any given part replacing its draw."""
+    cov = COVARIANCE[covariance_type]
+    weights, means, precisions = given
+
+    def with_given(p: GMMParams) -> GMMParams:
+        w = p.weights if weights is None else weights
+        m = p.means if means is None else means
+        if precisions is None:
+            return GMMParams(w, m, p.covariances, p.precisions_cholesky, covariance_type)
+        pc = cov.precision_cholesky_from_precisions(precisions)
+        return GMMParams.from_precisions_cholesky(w, m, pc, covariance_type)
+
+    if weights is not None and means is not None and precisions is not None:
+        pc = cov.precision_cholesky_from_precisions(precisions)
+        return [GMMParams.from_precisions_cholesky(weights, means, pc, covariance_type)] * count
+    drawn = initial_parameters_many(
+        X, count, n_components, covariance_type, method, random_state, **options
+    )
+    return [with_given(p) for p in drawn]
 
 
 def initial_parameters(
@@ -344,7 +384,7 @@ def initial_parameters(
         return from_stats(stats)
     if method == "kmeans":
         km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(sample())
-        kernel = kernels.chunk_assignment_statistics
+        kernel = kmeans.chunk_assignment_statistics
         return from_stats(
             pass_statistics(X, kernel, km.cluster_centers_, covariance_type, allow_missing=allow_missing)
         )

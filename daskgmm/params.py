@@ -1,43 +1,30 @@
-"""Mixture parameters, the M-step on summed statistics, and conversions.
+"""Parameter and statistics records, and the M-step on summed statistics.
 
 Everything here is small: O(K D^3) work on arrays of parameter size, done on
-the client. Shapes follow scikit-learn for each ``covariance_type``:
-
-==========  ===================  ===========================
-type        covariances          precisions_cholesky
-==========  ===================  ===========================
-full        (K, D, D)            (K, D, D) upper triangular
-tied        (D, D)               (D, D) upper triangular
-diag        (K, D)               (K, D)
-spherical   (K,)                 (K,)
-==========  ===================  ===========================
+the client. The math of each covariance type is in :mod:`daskgmm.covariance`.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
+from .covariance import COVARIANCE, COVARIANCE_TYPES, CovarianceType
 from .errors import EmptyComponentWarning
-from .kernels import StatsLayout
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "EMResult",
+    "EMPTY_COMPONENT_MASS",
     "GMMParams",
+    "StatsLayout",
     "SufficientStatistics",
     "m_step",
     "params_from_statistics",
-    "precision_cholesky_from_covariances",
-    "precision_cholesky_from_precisions",
-    "covariances_from_precision_cholesky",
-    "precisions_from_cholesky",
-    "n_parameters",
 ]
-
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 #: A component whose total responsibility is below this is treated as empty.
 EMPTY_COMPONENT_MASS = 1e-8
@@ -58,12 +45,20 @@ class GMMParams:
     covariance_type: str
 
     @property
+    def cov(self) -> CovarianceType:
+        return COVARIANCE[self.covariance_type]
+
+    @property
     def n_components(self) -> int:
         return self.means.shape[0]
 
     @property
     def n_features(self) -> int:
         return self.means.shape[1]
+
+    @property
+    def precisions(self) -> np.ndarray:
+        return self.cov.precisions(self.precisions_cholesky)
 
     @property
     def kernel_args(self) -> tuple:
@@ -84,10 +79,67 @@ class GMMParams:
         return cls(
             np.asarray(weights, dtype=np.float64),
             np.asarray(means, dtype=np.float64),
-            covariances_from_precision_cholesky(pc, covariance_type),
+            COVARIANCE[covariance_type].covariances(pc),
             pc,
             covariance_type,
         )
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """Where the EM of one initialisation stands: its parameters, the lower bound
+    of every iteration so far, and whether it has converged."""
+
+    params: GMMParams
+    lower_bounds: list[float]
+    n_iter: int
+    converged: bool
+
+    @property
+    def lower_bound(self) -> float:
+        return self.lower_bounds[-1] if self.lower_bounds else -math.inf
+
+
+@dataclass(frozen=True)
+class StatsLayout:
+    """Where each statistic sits in the flat float64 vector of one chunk.
+
+    The vector is ``[log_lik_sum, n_rows, n_nonfinite, N (K), s (K*D), S (...)]``
+    so that summing vectors of chunks sums every statistic.
+    """
+
+    n_components: int
+    n_features: int
+    covariance_type: str
+
+    @property
+    def second_moment_shape(self) -> tuple[int, ...]:
+        return COVARIANCE[self.covariance_type].second_moment_shape(
+            self.n_components, self.n_features
+        )
+
+    @property
+    def size(self) -> int:
+        k, d = self.n_components, self.n_features
+        return 3 + k + k * d + math.prod(self.second_moment_shape)
+
+    def split(self, vec: np.ndarray) -> dict[str, np.ndarray | float]:
+        """The parts of ``vec``; the arrays are views into it."""
+        k, d = self.n_components, self.n_features
+        i = 3
+        nk = vec[i : i + k]
+        i += k
+        sk = vec[i : i + k * d].reshape(k, d)
+        i += k * d
+        Sk = vec[i:].reshape(self.second_moment_shape)
+        return {
+            "log_lik_sum": float(vec[0]),
+            "n_samples": float(vec[1]),
+            "n_nonfinite": float(vec[2]),
+            "nk": nk,
+            "sk": sk,
+            "Sk": Sk,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,109 +168,16 @@ class SufficientStatistics:
             centers=centers,
         )
 
-
-# ---------------------------------------------------------------------------
-# Conversions
-# ---------------------------------------------------------------------------
-
-
-def _ill_defined(components, reg_covar=None):
-    which = ", ".join(str(int(k)) for k in components)
-    reg = "" if reg_covar is None else f" after adding reg_covar={reg_covar:g}"
-    return ValueError(
-        f"Fitting the mixture model failed because the covariance of component(s) {which} "
-        f"is not positive definite{reg} (for instance caused by singleton or collapsed "
-        "samples). Try to decrease the number of components, increase reg_covar, or "
-        "scale the input data."
-    )
-
-
-def precision_cholesky_from_covariances(covariances, covariance_type, reg_covar=None):
-    """Cholesky factor of the precisions, as scikit-learn computes it."""
-    cov = np.asarray(covariances, dtype=np.float64)
-    if covariance_type in ("diag", "spherical"):
-        bad = np.flatnonzero((cov <= 0).reshape(len(cov), -1).any(axis=1))
-        if bad.size:
-            raise _ill_defined(bad, reg_covar)
-        return 1.0 / np.sqrt(cov)
-    mats = cov[None] if covariance_type == "tied" else cov
-    d = mats.shape[-1]
-    out = np.empty_like(mats)
-    for k, c in enumerate(mats):
-        try:
-            chol = linalg.cholesky(c, lower=True)
-        except linalg.LinAlgError:
-            raise _ill_defined([k] if covariance_type == "full" else ["(tied)"], reg_covar)
-        out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
-    return out[0] if covariance_type == "tied" else out
-
-
-def precision_cholesky_from_precisions(precisions, covariance_type):
-    """Upper-triangular U with U U^T = precision (scikit-learn's convention)."""
-    prec = np.asarray(precisions, dtype=np.float64)
-    if covariance_type in ("diag", "spherical"):
-        return np.sqrt(prec)
-    mats = prec[None] if covariance_type == "tied" else prec
-    out = np.stack([linalg.cholesky(p[::-1, ::-1], lower=True)[::-1, ::-1] for p in mats])
-    return out[0] if covariance_type == "tied" else out
-
-
-def precisions_from_cholesky(precisions_cholesky, covariance_type):
-    pc = np.asarray(precisions_cholesky, dtype=np.float64)
-    if covariance_type in ("diag", "spherical"):
-        return pc**2
-    return pc @ np.swapaxes(pc, -1, -2)
-
-
-def covariances_from_precision_cholesky(precisions_cholesky, covariance_type):
-    pc = np.asarray(precisions_cholesky, dtype=np.float64)
-    if covariance_type in ("diag", "spherical"):
-        return 1.0 / pc**2
-    mats = pc[None] if covariance_type == "tied" else pc
-    d = mats.shape[-1]
-    inv = np.stack([linalg.solve_triangular(u, np.eye(d), lower=False) for u in mats])
-    cov = np.swapaxes(inv, -1, -2) @ inv  # (U U^T)^-1 = U^-T U^-1
-    return cov[0] if covariance_type == "tied" else cov
-
-
-def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
-    """Number of free parameters, as ``GaussianMixture._n_parameters``."""
-    k, d = n_components, n_features
-    cov = {
-        "full": k * d * (d + 1) / 2.0,
-        "diag": k * d,
-        "tied": d * (d + 1) / 2.0,
-        "spherical": k,
-    }[covariance_type]
-    return int(cov + d * k + k - 1)
-
-
-# ---------------------------------------------------------------------------
-# M-step
-# ---------------------------------------------------------------------------
-
-
-def _covariances(nk, shift, Sk, reg_covar, covariance_type):
-    """Covariances from statistics centred on the old means, ``shift = s_k / N_k``."""
-    d = shift.shape[1]
-    if covariance_type == "full":
-        cov = Sk / nk[:, None, None] - shift[:, :, None] * shift[:, None, :]
-        cov[:, np.arange(d), np.arange(d)] += reg_covar
-        return cov
-    if covariance_type == "tied":
-        cov = (Sk - np.einsum("k,ki,kj->ij", nk, shift, shift)) / nk.sum()
-        cov[np.arange(d), np.arange(d)] += reg_covar
-        return cov
-    diag = Sk / nk[:, None] - shift**2 + reg_covar
-    return diag if covariance_type == "diag" else diag.mean(axis=1)
-
-
-def _keep_previous(new, old, empty, covariance_type):
-    if covariance_type == "tied" or not empty.any():
-        return new
-    new = new.copy()
-    new[empty] = old[empty]
-    return new
+    @classmethod
+    def of_points(cls, points: np.ndarray, n_samples: int, covariance_type: str):
+        """One row per component, each the whole of its component (scikit-learn's
+        'k-means++' and 'random_from_data' starts: N_k = 1, no spread)."""
+        points = np.asarray(points, dtype=np.float64)
+        layout = StatsLayout(*points.shape, covariance_type)
+        vec = np.zeros(layout.size)
+        vec[1] = n_samples
+        layout.split(vec)["nk"][:] = 1.0
+        return cls.from_vector(vec, points, covariance_type)
 
 
 def params_from_statistics(
@@ -243,10 +202,11 @@ def params_from_statistics(
     non-decreasing. Without ``previous`` it keeps the centre its statistics
     were taken around, with covariance ``reg_covar * I``.
     """
+    cov = COVARIANCE[covariance_type]
     nk = stats.nk + 10 * eps
     shift = stats.sk / nk[:, None]
     means = stats.centers + shift
-    covariances = _covariances(nk, shift, stats.Sk, reg_covar, covariance_type)
+    covariances = cov.m_step_covariances(nk, shift, stats.Sk, reg_covar)
     empty = stats.nk < EMPTY_COMPONENT_MASS
     if empty.any():
         warnings.warn(
@@ -261,12 +221,10 @@ def params_from_statistics(
             stacklevel=3,
         )
         if previous is not None:
-            means = _keep_previous(means, previous.means, empty, covariance_type)
-            covariances = _keep_previous(
-                covariances, previous.covariances, empty, covariance_type
-            )
+            means = np.where(empty[:, None], previous.means, means)
+            covariances = cov.keep_previous(covariances, previous.covariances, empty)
     weights = nk / (nk.sum() if normalise_weights else stats.n_samples)
-    pc = precision_cholesky_from_covariances(covariances, covariance_type, reg_covar)
+    pc = cov.precision_cholesky(covariances, reg_covar)
     return GMMParams(weights, means, covariances, pc, covariance_type)
 
 

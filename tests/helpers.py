@@ -8,7 +8,8 @@ import dask.array as da
 import numpy as np
 from scipy import stats as ss
 
-from daskgmm.params import GMMParams, precision_cholesky_from_covariances
+from daskgmm.covariance import COVARIANCE
+from daskgmm.params import GMMParams
 
 TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -26,7 +27,7 @@ def random_params(covariance_type, k=3, d=4, seed=1):
         "diag": np.stack([np.diag(c) for c in full]),
         "spherical": np.array([np.diag(c).mean() for c in full]),
     }[covariance_type]
-    pc = precision_cholesky_from_covariances(cov, covariance_type)
+    pc = COVARIANCE[covariance_type].precision_cholesky(cov)
     return GMMParams(w, means, cov, pc, covariance_type)
 
 

@@ -10,7 +10,7 @@ from helpers import ChunkReads
 from sklearn.metrics import adjusted_rand_score
 
 from daskgmm import GaussianMixture
-from daskgmm.init import initial_parameters, initial_parameters_many, kmeans_parallel
+from daskgmm.init import _lockstep_states, initial_parameters, initial_parameters_many, kmeans_parallel
 
 
 def thirty_clusters(seed=0, k=30, d=10):
@@ -52,7 +52,8 @@ def test_whole_initialisation_reads_the_data_at_most_8_times(clusters):
 
 def test_several_initialisations_share_every_pass_and_each_equals_its_run_alone(clusters):
     """n_init=3 with k-means||: 8 passes in all, not 24, and each initialisation is
-    what k-means|| gives alone from its own generator."""
+    what k-means|| gives alone from its own generator; the first is the one of
+    n_init=1 (random_state itself)."""
     X = clusters[0]
     reads = ChunkReads(X, (4000, 10))
     GaussianMixture(30, n_init=3, max_iter=0, random_state=0, persist=False).fit(reads.array)
@@ -60,12 +61,13 @@ def test_several_initialisations_share_every_pass_and_each_equals_its_run_alone(
     options = dict(reg_covar=1e-6, eps=1e-16, kmeans_parallel_options={"lloyd_iter": 1})
     Xd = da.from_array(X, chunks=(4000, 10))
     together = initial_parameters_many(Xd, 3, 30, "diag", "k-means||", np.random.RandomState(5), **options)
-    seeds = np.random.RandomState(5).randint(np.iinfo(np.int32).max, size=3)
-    for params, seed in zip(together, seeds):
-        alone = initial_parameters(Xd, 30, "diag", "k-means||", np.random.RandomState(seed), **options)
+    for params, state in zip(together, _lockstep_states(np.random.RandomState(5), 3)):
+        alone = initial_parameters(Xd, 30, "diag", "k-means||", state, **options)
         np.testing.assert_array_equal(params.means, alone.means)
         np.testing.assert_array_equal(params.covariances, alone.covariances)
     assert not np.array_equal(together[0].means, together[1].means)
+    first = initial_parameters(Xd, 30, "diag", "k-means||", np.random.RandomState(5), **options)
+    np.testing.assert_array_equal(together[0].means, first.means)
 
 
 def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import TYPES, naive_weighted_log_prob, random_params
+from helpers import TYPES, dense_covariances, naive_weighted_log_prob, random_params
 
 from daskgmm import kernels
-from daskgmm.params import GMMParams, SufficientStatistics
+from daskgmm.covariance import COVARIANCE
+from daskgmm.params import GMMParams, StatsLayout, SufficientStatistics
 
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_log_prob_matches_scipy(covariance_type):
@@ -63,7 +64,7 @@ def test_statistics_of_parts_add_up(covariance_type):
 def test_empty_chunk_gives_zero_statistics():
     p = random_params("full")
     out = kernels.chunk_statistics(np.empty((0, 4)), *p.kernel_args)
-    assert out.shape == (1, kernels.StatsLayout(3, 4, "full").size)
+    assert out.shape == (1, StatsLayout(3, 4, "full").size)
     assert not out.any()
 
 
@@ -99,36 +100,6 @@ def test_float32_block_stays_accurate_far_from_origin():
     st = SufficientStatistics.from_vector(v32, p.means, "full")
     cov = st.Sk[0] / st.nk[0] - np.outer(st.sk[0], st.sk[0]) / st.nk[0] ** 2
     np.testing.assert_allclose(cov, np.cov(X64.astype(np.float32).astype(np.float64).T, bias=True), atol=2e-3)
-
-
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_assignment_statistics_use_nearest_centre(covariance_type, dtype):
-    """Against naive sums over the rows nearest to each centre; rows with NaN are
-    counted and left out; a centre that no row is nearest to gets nothing."""
-    rng = np.random.default_rng(7)
-    C = np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 0.0], [1e3, 1e3, 1e3]]) + 50.0
-    X = (C[rng.integers(2, size=20_000)] + rng.normal(size=(20_000, 3))).astype(dtype)
-    X[[5, 9000, 17000], 1] = np.nan
-    st = SufficientStatistics.from_vector(
-        kernels.chunk_assignment_statistics(X, C, covariance_type)[0], C, covariance_type
-    )
-    ok = np.isfinite(X).all(axis=1)
-    X64 = X[ok].astype(np.float64)
-    lab = ((X64[:, None] - C[None]) ** 2).sum(-1).argmin(1)
-    assert st.n_nonfinite == 3 and st.n_samples == 20_000
-    np.testing.assert_array_equal(st.nk, np.bincount(lab, minlength=3))
-    np.testing.assert_allclose(st.log_lik_sum, ((X64 - C[lab]) ** 2).sum(), rtol=1e-12)
-    for j in range(2):
-        diff = X64[lab == j] - C[j]
-        np.testing.assert_allclose(st.sk[j], diff.sum(0), rtol=1e-10, atol=1e-9)
-        second = {"full": diff.T @ diff, "tied": None}.get(covariance_type, (diff**2).sum(0))
-        if second is not None:
-            np.testing.assert_allclose(st.Sk[j], second, rtol=1e-10)
-    if covariance_type == "tied":
-        total = sum((X64[lab == j] - C[j]).T @ (X64[lab == j] - C[j]) for j in range(2))
-        np.testing.assert_allclose(st.Sk, total, rtol=1e-10)
-    assert st.nk[2] == 0 and not st.sk[2].any()
 
 
 def test_random_responsibilities_do_not_depend_on_chunking():
@@ -177,3 +148,59 @@ def test_component_of_zero_weight_gets_no_rows(covariance_type):
     np.testing.assert_allclose(got[:, :2], want[:, :2], rtol=1e-10)
     st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
     assert st.nk[2] == 0 and np.isfinite(st.Sk).all() and np.isfinite(st.log_lik_sum)
+
+
+def _case(covariance_type, case, dtype, seed=11):
+    """Parameters and rows drawn from them: ``plain``; ``far`` (means at 1e4, unit
+    spread); ``singular`` (covariances with eigenvalues down to 1e-6 of the largest)."""
+    rng = np.random.default_rng(seed)
+    k, d, n = 3, 4, 6000
+    p = random_params(covariance_type, k=k, d=d, seed=seed)
+    cov = p.covariances
+    if case == "singular":
+        q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        scales = np.array([1.0, 0.3, 1e-3, 1e-6])
+        full = q @ np.diag(scales) @ q.T
+        cov = {
+            "full": np.stack([full * (1 + i) for i in range(k)]),
+            "tied": full,
+            "diag": np.tile(scales, (k, 1)),
+            "spherical": np.array([1e-6, 1.0, 3.0]),
+        }[covariance_type]
+    means = p.means + (1e4 if case == "far" else 0.0)
+    if case == "singular":
+        means = rng.normal(scale=0.01, size=(k, d))
+    cov_type = COVARIANCE[covariance_type]
+    p = GMMParams(p.weights, means, cov, cov_type.precision_cholesky(cov), covariance_type)
+    lab = rng.integers(k, size=n)
+    dense = dense_covariances(p)
+    X = means[lab] + np.einsum("nij,nj->ni", np.linalg.cholesky(dense)[lab], rng.normal(size=(n, d)))
+    return p, X.astype(dtype)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ["plain", "far", "singular"])
+def test_statistics_match_scipy_reference(covariance_type, dtype, case):
+    """One E-step and its statistics against scipy.stats densities and naive sums in
+    float64 over the same (float32 or float64) values."""
+    p, X = _case(covariance_type, case, dtype)
+    X64 = X.astype(np.float64)
+    wlp = naive_weighted_log_prob(X64, p)
+    lse = np.logaddexp.reduce(wlp, axis=1)
+    r = np.exp(wlp - lse[:, None])
+    diff = X64[None] - p.means[:, None]
+    full = np.einsum("nk,kni,knj->kij", r, diff, diff)
+    want_S = {"full": full, "tied": full.sum(0)}.get(covariance_type, np.einsum("kii->ki", full))
+    st = SufficientStatistics.from_vector(
+        kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type
+    )
+    # float64: rounding only; float32: the products of the E-step in float32
+    rtol = 1e-9 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(st.log_lik_sum, lse.sum(), rtol=rtol)
+    np.testing.assert_allclose(st.nk, r.sum(0), rtol=rtol, atol=rtol * len(X))
+    scale = np.sqrt(np.einsum("kii->ki", full) * r.sum(0)[:, None])  # of s_k
+    np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), atol=10 * rtol * scale.max())
+    np.testing.assert_allclose(st.Sk, want_S, rtol=10 * rtol, atol=10 * rtol * np.abs(want_S).max())
+    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    np.testing.assert_allclose(got, wlp, rtol=rtol, atol=rtol * np.abs(wlp).max())

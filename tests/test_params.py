@@ -6,29 +6,10 @@ import numpy as np
 import pytest
 
 from daskgmm.errors import EmptyComponentWarning
-from daskgmm.params import (
-    SufficientStatistics,
-    covariances_from_precision_cholesky,
-    m_step,
-    precision_cholesky_from_covariances,
-    precision_cholesky_from_precisions,
-    precisions_from_cholesky,
-)
+from daskgmm.covariance import COVARIANCE
+from daskgmm.params import SufficientStatistics, m_step
 
-from helpers import TYPES, random_params
-
-
-@pytest.mark.parametrize("covariance_type", TYPES)
-def test_conversions_round_trip(covariance_type):
-    p = random_params(covariance_type)
-    pc = precision_cholesky_from_covariances(p.covariances, covariance_type)
-    np.testing.assert_allclose(
-        covariances_from_precision_cholesky(pc, covariance_type), p.covariances, rtol=1e-10
-    )
-    prec = precisions_from_cholesky(pc, covariance_type)
-    np.testing.assert_allclose(precision_cholesky_from_precisions(prec, covariance_type), pc, rtol=1e-8)
-    if covariance_type in ("full", "tied"):
-        np.testing.assert_allclose(prec @ p.covariances, np.broadcast_to(np.eye(4), prec.shape), atol=1e-10)
+from helpers import random_params
 
 
 def _stats(nk, sk, Sk, centers, n):
@@ -53,4 +34,4 @@ def test_not_positive_definite_covariance_names_the_component():
     with pytest.raises(ValueError, match=r"component\(s\) 1 is not positive definite after adding reg_covar"):
         m_step(_stats([10.0, 10.0], np.zeros((2, 2)), Sk, prev.means, 20), prev, 1e-6, eps=1e-16)
     with pytest.raises(ValueError, match=r"component\(s\) 0 "):
-        precision_cholesky_from_covariances(np.array([[-1.0, 1.0], [1.0, 1.0]]), "diag")
+        COVARIANCE["diag"].precision_cholesky(np.array([[-1.0, 1.0], [1.0, 1.0]]))

@@ -1,0 +1,244 @@
+"""What every covariance type provides, and the helpers that several share.
+
+A covariance type owns all of its math: shapes, number of parameters,
+log-determinants, conversions between covariances, precisions and their
+Cholesky factors, the checks of user-given precisions, sampling, the M-step
+covariances from summed statistics, and its part of the chunk kernels (the
+squared Mahalanobis distances and second moments of centred data, and its fast
+path, an :class:`Expansion`). Everything else looks a type up once,
+``COVARIANCE[name]``, and never branches on the name.
+
+Shapes follow scikit-learn (``K`` components, ``D`` features):
+
+==========  =======================================  ====================
+type        covariances, precisions, their Cholesky  second moments S_k
+==========  =======================================  ====================
+full        (K, D, D)                                (K, D, D)
+tied        (D, D)                                   (D, D)
+diag        (K, D)                                   (K, D)
+spherical   (K,)                                     (K, D)
+==========  =======================================  ====================
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+from scipy import linalg
+
+__all__ = ["CovarianceType", "Expansion", "ILL_DEFINED_MESSAGE", "ill_defined", "sum_squares"]
+
+#: scikit-learn's wording, which its own tests match; our detail follows it.
+ILL_DEFINED_MESSAGE = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease "
+    "the number of components, increase reg_covar, or scale the input data."
+)
+
+#: Largest squared Mahalanobis distance between the mean of the means and any
+#: mean for which the expanded kernels are used (:class:`Expansion`): the
+#: relative rounding of their second moments is about this times float64's epsilon.
+MAX_EXPANSION = 1e6
+
+
+def ill_defined(components, reg_covar=None) -> ValueError:
+    """scikit-learn's error for a covariance that is not positive definite, naming
+    the component(s)."""
+    which = ", ".join(str(k) for k in components)
+    reg = "" if reg_covar is None else f" after adding reg_covar={reg_covar:g}"
+    return ValueError(
+        f"{ILL_DEFINED_MESSAGE} The covariance of component(s) {which} is not positive "
+        f"definite{reg}."
+    )
+
+
+def cholesky_of_precisions_from_covariances(mats: np.ndarray, names, reg_covar) -> np.ndarray:
+    """Upper-triangular U_k with U_k U_k^T = inverse of each (D, D) covariance (stacked)."""
+    d = mats.shape[-1]
+    out = np.empty_like(mats)
+    for k, c in enumerate(mats):
+        try:
+            chol = linalg.cholesky(c, lower=True)
+        except linalg.LinAlgError:
+            raise ill_defined([names[k]], reg_covar) from None
+        out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
+    return out
+
+
+def cholesky_of_precisions(mats: np.ndarray) -> np.ndarray:
+    """Upper-triangular U with U U^T = each precision (scikit-learn's convention)."""
+    return np.stack([linalg.cholesky(p[::-1, ::-1], lower=True)[::-1, ::-1] for p in mats])
+
+
+def covariances_of_cholesky(mats: np.ndarray) -> np.ndarray:
+    """(U U^T)^-1 = U^-T U^-1 for each stacked upper-triangular U."""
+    d = mats.shape[-1]
+    inv = np.stack([linalg.solve_triangular(u, np.eye(d), lower=False) for u in mats])
+    return np.swapaxes(inv, -1, -2) @ inv
+
+
+def check_symmetric_positive_definite(mats: np.ndarray, name: str, label) -> None:
+    """scikit-learn's error for a precision matrix that is not symmetric positive
+    definite, then which one (``label(i)``) and why."""
+    for i, m in enumerate(mats):
+        why = None
+        if not np.allclose(m, m.T):
+            why = "is not symmetric"
+        elif np.linalg.eigvalsh(m).min() <= 0:
+            why = "is not positive-definite"
+        if why:
+            raise ValueError(
+                f"'{name} precision' should be symmetric, positive-definite: {label(i)} {why}"
+            )
+
+
+class Expansion(ABC):
+    """A covariance type's fast path for one E-step: log-probabilities and statistics
+    from a few GEMMs over features of ``x~ = x - c`` (``c`` the mean of the means)
+    shared by every component, instead of a (K, rows, D) array of centred data.
+
+    ``features(block, ws)`` gives the (n_features, rows) float64 array that the
+    statistics are taken from (rows as columns, so that a row left out is a
+    column set to zero); ``log_prob(features, ws, out)`` the (K, rows)
+    weighted log-probabilities; ``moments(features, resp, ws)`` the sums
+    ``(N_k, s_k, S_k)`` centred on the means. ``row_bytes``: the bytes per row of
+    its work arrays, which size the sub-blocks.
+    """
+
+    row_bytes: int
+
+    def __init__(self, shift, delta):
+        self.shift, self.delta = shift, delta
+
+    @staticmethod
+    def split_means(means):
+        """``c``, the mean of the means, and ``d_k = m_k - c``, in float64."""
+        means = np.asarray(means, dtype=np.float64)
+        shift = means.mean(axis=0)
+        return shift, means - shift
+
+    @staticmethod
+    def close_enough(const) -> bool:
+        """Whether every squared Mahalanobis distance from ``c`` to a mean is small
+        enough for the expansion (also refuses NaN)."""
+        return bool(np.all(const <= MAX_EXPANSION))
+
+    @abstractmethod
+    def features(self, block, ws) -> np.ndarray: ...
+
+    @abstractmethod
+    def log_prob(self, features, ws, out) -> np.ndarray: ...
+
+    @abstractmethod
+    def moments(self, features, resp, ws) -> tuple: ...
+
+
+class CovarianceType(ABC):
+    """The math of one covariance type (see the module docstring)."""
+
+    name: str
+
+    # ---------------------------------------------------------------- shapes
+
+    @abstractmethod
+    def shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of the covariances, the precisions and their Cholesky factors."""
+
+    @abstractmethod
+    def second_moment_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of the summed second moments ``S_k`` of a pass."""
+
+    @abstractmethod
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> float: ...
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Free parameters of the mixture, as ``GaussianMixture._n_parameters``."""
+        k, d = n_components, n_features
+        return int(self.n_covariance_parameters(k, d) + d * k + k - 1)
+
+    # ----------------------------------------------------------- conversions
+
+    @abstractmethod
+    def log_det_cholesky(self, precisions_cholesky, n_features: int):
+        """log|det| of each precision's Cholesky factor (half the precision's log-det)."""
+
+    @abstractmethod
+    def precision_cholesky(self, covariances, reg_covar=None) -> np.ndarray:
+        """Cholesky factor of the precisions, as scikit-learn computes it; scikit-learn's
+        ill-defined-covariance error, naming the component, if one is not positive
+        definite (``reg_covar`` is named in the message)."""
+
+    @abstractmethod
+    def precision_cholesky_from_precisions(self, precisions) -> np.ndarray: ...
+
+    @abstractmethod
+    def precisions(self, precisions_cholesky) -> np.ndarray: ...
+
+    @abstractmethod
+    def covariances(self, precisions_cholesky) -> np.ndarray: ...
+
+    @abstractmethod
+    def check_precisions(self, precisions: np.ndarray) -> None:
+        """Raise scikit-learn's error for ``precisions_init`` that are not valid
+        (shape and finiteness are checked before), naming the one at fault."""
+
+    @abstractmethod
+    def sample(self, rng, means, covariances, counts) -> list[np.ndarray]:
+        """``counts[k]`` draws from each component (scikit-learn's draws)."""
+
+    # ---------------------------------------------------------------- M-step
+
+    @abstractmethod
+    def m_step_covariances(self, nk, shift, Sk, reg_covar) -> np.ndarray:
+        """Covariances from statistics centred on the old means; ``shift = s_k / N_k``."""
+
+    def keep_previous(self, new, old, empty) -> np.ndarray:
+        """``new`` with the covariances of the ``empty`` components taken from ``old``."""
+        if not empty.any():
+            return new
+        new = new.copy()
+        new[empty] = old[empty]
+        return new
+
+    # --------------------------------------------------------- chunk kernels
+
+    @abstractmethod
+    def mahalanobis(self, diff, precisions_cholesky, ws) -> np.ndarray:
+        """Squared Mahalanobis distances (K, rows) of centred data ``diff`` (K, rows, D),
+        in the data's dtype."""
+
+    @abstractmethod
+    def second_moment(self, diff, r_t, ws) -> np.ndarray:
+        """``sum_n r_nk (x_n - m_k)(x_n - m_k)^T`` in this type's layout."""
+
+    @abstractmethod
+    def add_own_second_moment(self, Sk, k: int, own) -> None:
+        """Add ``sum own own^T`` (rows of component ``k`` less its centre) to ``Sk``."""
+
+    def expansion(self, means, precisions_cholesky, offset, dtype) -> Expansion | None:
+        """The fast path for these parameters and data dtype, or None (centred data)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<covariance type {self.name!r}>"
+
+
+def log_2pi_term(n_features: int) -> float:
+    return -0.5 * n_features * math.log(2.0 * math.pi)
+
+
+def sum_squares(y: np.ndarray, out: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Sums of squares of ``y`` over ``axis`` into ``out``, squaring ``y`` in place.
+
+    Over the last axis this is a GEMV with ones, not a reduction (faster for
+    short rows); over another axis, contiguous rows are added.
+    """
+    np.square(y, out=y)
+    if axis in (-1, y.ndim - 1):
+        ones = np.ones(y.shape[-1], dtype=y.dtype)
+        np.dot(y.reshape(-1, y.shape[-1]), ones, out=out.reshape(-1))
+    else:
+        np.sum(y, axis=axis, out=out)
+    return out

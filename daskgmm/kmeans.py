@@ -1,0 +1,133 @@
+"""Nearest-centre chunk kernels and the k-means|| rounds: pure NumPy, no Dask.
+
+Used by the initialisations (:mod:`daskgmm.init`): the sampling rounds and the
+candidate weighting of k-means||, and the statistics of a hard assignment
+(Lloyd passes, the 'kmeans' start).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import Accumulator, Workspace, as_2d, row_uniforms
+
+__all__ = [
+    "chunk_assignment_statistics",
+    "chunk_kmeans_parallel_round",
+    "chunk_nearest_counts",
+]
+
+#: Rows per sub-block of the nearest-centre kernels (:class:`_Nearest`).
+_NEAREST_ROWS = 8192
+
+
+class _Nearest:
+    """Index of the nearest centre and the squared distance to it, for each row.
+
+    The ranking comes from one float64 GEMM, ``[x, 1] . [-2 c, |c|^2]`` (the
+    squared distance less ``|x|^2``, which every centre shares); the distance
+    to the chosen centre is then recomputed directly, so that it is exact (zero
+    for a row equal to a centre) whatever the offset of the data. Returns the
+    labels, the squared distances and the rows less their centre (float64, a
+    buffer reused by the next call). Rows with a NaN or infinity get a
+    non-finite distance.
+    """
+
+    def __init__(self, centers):
+        self.centers = np.asarray(centers, dtype=np.float64)
+        c = self.centers
+        self.coef = np.concatenate([-2.0 * c, np.einsum("kd,kd->k", c, c)[:, None]], axis=1)
+        self.ws = Workspace()
+
+    def __call__(self, block):
+        n, d = block.shape
+        x = self.ws("x", (n, d + 1))
+        x[:, :d] = block
+        x[:, d] = 1.0
+        ranking = np.dot(x, self.coef.T, out=self.ws("ranking", (n, len(self.coef))))
+        label = ranking.argmin(axis=1)
+        diff = np.subtract(x[:, :d], self.centers[label], out=self.ws("diff", (n, d)))
+        return label, np.einsum("nd,nd->n", diff, diff), diff
+
+
+def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, block_info=None):
+    """One k-means|| round on one chunk: its cost and its sampled rows, in one pass.
+
+    Row x is selected when ``u_x * phi < l * d^2(x, C)`` with ``u_x`` a uniform
+    draw fixed by (seed, round, global row index) and ``phi`` the cost of the
+    whole data set, which no chunk knows. Since ``phi >= phi_chunk``, every row
+    that can be selected satisfies ``u_x * phi_chunk < l * d^2``: the chunk
+    returns those (at most ``l`` expected) with ``d^2`` and ``u``, and the client
+    applies the exact test once ``phi`` is summed. Returns
+    ``(phi_chunk, n_nonfinite, rows, d2, u, row_index)``.
+    """
+    block = as_2d(block)
+    row0 = block_info[0]["array-location"][0][0] if block_info else 0
+    n, d = block.shape
+    phi, bad = 0.0, 0
+    keep_rows, keep_d2, keep_u, keep_idx = [], [], [], []
+    if n:
+        d2 = np.empty(n)
+        nearest = _Nearest(centers)
+        for start in range(0, n, _NEAREST_ROWS):
+            d2[start : start + _NEAREST_ROWS] = nearest(block[start : start + _NEAREST_ROWS])[1]
+        finite = np.isfinite(d2)
+        bad = int(np.count_nonzero(~finite))
+        d2[~finite] = 0.0
+        phi = float(d2.sum())
+        u = row_uniforms(seed, row0, n, 1, stream=round_ + 1)[:, 0]
+        sel = np.flatnonzero(u * phi < oversampling * d2)
+        keep_rows.append(block[sel].astype(np.float64))
+        keep_d2.append(d2[sel])
+        keep_u.append(u[sel])
+        keep_idx.append(sel + row0)
+    empty = np.empty(0)
+    return (
+        phi,
+        bad,
+        np.concatenate(keep_rows) if keep_rows else np.empty((0, d)),
+        np.concatenate(keep_d2) if keep_d2 else empty,
+        np.concatenate(keep_u) if keep_u else empty,
+        np.concatenate(keep_idx) if keep_idx else np.empty(0, dtype=np.int64),
+    )
+
+
+def chunk_nearest_counts(block, centers):
+    """Number of rows nearest to each centre, as a (1, n_centers) float64 row."""
+    block = as_2d(block)
+    k = len(centers)
+    counts = np.zeros(k)
+    nearest = _Nearest(centers)
+    for start in range(0, block.shape[0], _NEAREST_ROWS):
+        label, d2, _ = nearest(block[start : start + _NEAREST_ROWS])
+        counts += np.bincount(label[np.isfinite(d2)], minlength=k)
+    return counts[None, :]
+
+
+def chunk_assignment_statistics(block, centers, covariance_type):
+    """Statistics of a hard assignment of each row to its nearest centre.
+
+    The same layout as :func:`chunk_statistics` (centred on ``centers``), with
+    ``log_lik_sum`` holding the k-means inertia (sum of squared distances).
+    Rows are grouped by their centre (:class:`_Nearest`), so that each is
+    centred on its own centre only, in float64.
+    """
+    block = as_2d(block)
+    centers = np.asarray(centers, dtype=np.float64)
+    k, d = centers.shape
+    acc = Accumulator(k, d, covariance_type)
+    nearest = _Nearest(centers)
+    for start in range(0, block.shape[0], _NEAREST_ROWS):
+        label, d2, diff = nearest(block[start : start + _NEAREST_ROWS])
+        finite = np.isfinite(d2)
+        acc.add_score(d2, finite)
+        counts = np.bincount(label[finite], minlength=k)
+        order = np.argsort(np.where(finite, label, k), kind="stable")  # rows left out go last
+        grouped = diff[order[: counts.sum()]]
+        ends = np.cumsum(counts)
+        for j in np.flatnonzero(counts):
+            own = grouped[ends[j] - counts[j] : ends[j]]  # rows of centre j, less centre j
+            acc.nk[j] += counts[j]
+            acc.sk[j] += own.sum(axis=0)
+            acc.cov.add_own_second_moment(acc.Sk, j, own)
+    return acc.result(block.shape[0])
