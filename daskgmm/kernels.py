@@ -169,8 +169,10 @@ def as_2d(block):
 class Accumulator:
     """The flat statistics row of one chunk, and views of its parts."""
 
-    def __init__(self, n_components, n_features, covariance_type):
+    def __init__(self, n_components, n_features, covariance_type, expanded=None):
         self.cov = COVARIANCE[covariance_type]
+        self.expanded = expanded
+        self.sums = None if expanded is None else expanded.new_sums()
         layout = StatsLayout(n_components, n_features, covariance_type)
         self.out = np.zeros(layout.size, dtype=np.float64)
         parts = layout.split(self.out)  # views into ``out``
@@ -184,26 +186,23 @@ class Accumulator:
             score = score[finite]
         self.out[0] += score.sum()
 
-    def add(self, diff, resp, finite, score, ws, expanded=None):
+    def add(self, diff, resp, finite, score, ws):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
-        With ``expanded`` (an :class:`~daskgmm.covariance.Expansion`), ``diff``
-        holds its features (one row per feature, b columns) instead. Rows where
-        ``finite`` is False are counted and left out; ``score`` (b,) is summed
-        into the first entry. ``ws`` is the chunk's :class:`Workspace`.
+        With an ``expanded`` accumulator (an :class:`~daskgmm.covariance.Expansion`),
+        ``diff`` holds its features (one row per feature, b columns) instead.
+        Rows where ``finite`` is False are counted and left out; ``score`` (b,)
+        is summed into the first entry. ``ws`` is the chunk's :class:`Workspace`.
         """
         self.add_score(score, finite)
         if not finite.all():
             resp[:, ~finite] = 0.0
-            if expanded is None:
+            if self.expanded is None:
                 diff[:, ~finite, :] = 0.0
             else:
                 diff[:, ~finite] = 0.0
-        if expanded is not None:
-            nk, sk, Sk = expanded.moments(diff, resp, ws)
-            self.nk += nk
-            self.sk += sk
-            self.Sk += Sk
+        if self.expanded is not None:
+            self.expanded.accumulate(diff, resp, ws, self.sums)
             return
         if resp.dtype == diff.dtype:
             r_t = resp
@@ -215,6 +214,8 @@ class Accumulator:
         self.Sk += self.cov.second_moment(diff, r_t, ws)
 
     def result(self, n_rows):
+        if self.expanded is not None:
+            self.nk[...], self.sk[...], self.Sk[...] = self.expanded.finish(self.sums)
         self.out[1] = n_rows
         return self.out[None, :]
 
@@ -227,13 +228,13 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     """
     block = as_2d(block)
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
-    acc = Accumulator(model.n_components, model.n_features, covariance_type)
+    acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded)
     step = model.block_rows
     ws = Workspace()
     for start in range(0, block.shape[0], step):
         resp, work = model.log_prob_and_work(block[start : start + step], ws)
         lse = _normalise_in_place(resp)
-        acc.add(work, resp, np.isfinite(lse), lse, ws, model.expanded)
+        acc.add(work, resp, np.isfinite(lse), lse, ws)
     return acc.result(block.shape[0])
 
 

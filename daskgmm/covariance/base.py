@@ -102,9 +102,11 @@ class Expansion(ABC):
     ``features(block, ws)`` gives the (n_features, rows) float64 array that the
     statistics are taken from (rows as columns, so that a row left out is a
     column set to zero); ``log_prob(features, ws, out)`` the (K, rows)
-    weighted log-probabilities; ``moments(features, resp, ws)`` the sums
-    ``(N_k, s_k, S_k)`` centred on the means. ``row_bytes``: the bytes per row of
-    its work arrays, which size the sub-blocks.
+    weighted log-probabilities; ``accumulate(features, resp, ws, sums)`` adds a
+    sub-block's sums over the features to ``sums`` (float64 arrays from
+    :meth:`new_sums`), and ``finish(sums)`` turns the sums of a chunk into
+    ``(N_k, s_k, S_k)`` centred on the means, once per chunk. ``row_bytes``: the
+    bytes per row of its work arrays, which size the sub-blocks.
     """
 
     row_bytes: int
@@ -132,7 +134,13 @@ class Expansion(ABC):
     def log_prob(self, features, ws, out) -> np.ndarray: ...
 
     @abstractmethod
-    def moments(self, features, resp, ws) -> tuple: ...
+    def new_sums(self) -> dict: ...
+
+    @abstractmethod
+    def accumulate(self, features, resp, ws, sums: dict) -> None: ...
+
+    @abstractmethod
+    def finish(self, sums: dict) -> tuple: ...
 
 
 class CovarianceType(ABC):

@@ -45,13 +45,20 @@ class _DiagonalExpansion(Expansion):
     def log_prob(self, features, ws, out):
         return np.dot(self.coef, features, out=out)
 
-    def moments(self, features, resp, ws):
+    def new_sums(self):
+        k, d = self.delta.shape
+        return {"features": np.zeros((k, 2 * d + 1))}
+
+    def accumulate(self, features, resp, ws, sums):
+        sums["features"] += np.dot(resp, features.T)  # sum r x~^2, sum r x~, sum r
+
+    def finish(self, sums):
         """``N_k``, ``s_k`` and the diagonal of ``S_k``, centred on the means."""
         d = self.delta.shape[1]
-        sums = np.dot(resp, features.T)  # (K, 2D + 1): sum r x~^2, sum r x~, sum r
-        nk, sx = sums[:, 2 * d], sums[:, d : 2 * d]
+        f = sums["features"]
+        nk, sx = f[:, 2 * d], f[:, d : 2 * d]
         sk = sx - nk[:, None] * self.delta
-        Sk = sums[:, :d] - 2.0 * self.delta * sx + nk[:, None] * np.square(self.delta)
+        Sk = f[:, :d] - 2.0 * self.delta * sx + nk[:, None] * np.square(self.delta)
         return nk, sk, Sk
 
 

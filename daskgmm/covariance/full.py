@@ -76,32 +76,38 @@ class _FullExpansion(Expansion):
 
     def log_prob(self, features, ws, out):
         b = features.shape[1]
-        if self.dtype != features.dtype:
-            low = ws("features_low", features.shape, self.dtype)
-            np.copyto(low, features, casting="same_kind")
-            features = low
-        z = ws("whitened", (self.stacked.shape[0], b), self.dtype)
-        np.dot(self.stacked, features, out=z)
         k = len(self.offset)
-        maha = sum_squares(z.reshape(k, -1, b), ws("maha", (k, b), self.dtype), axis=1)
-        np.multiply(maha, -0.5, out=out)
+        # (rows, K D): BLAS runs this orientation of the product faster than (K D, rows)
+        rows = ws("features_rows", features.shape[::-1], self.dtype)
+        np.copyto(rows, features.T, casting="same_kind")
+        z = ws("whitened", (b, self.stacked.shape[0]), self.dtype)
+        np.dot(rows, self.stacked.T, out=z)
+        maha = sum_squares(z.reshape(b, k, -1), ws("maha", (b, k), self.dtype))
+        np.multiply(maha.T, -0.5, out=out)
         out += self.offset[:, None]
         return out
 
-    def moments(self, features, resp, ws):
-        """``N_k``, ``s_k`` and ``S_k``, centred on the means."""
+    def new_sums(self):
+        k, d = self.delta.shape
+        return {"features": np.zeros((k, d + 1)), "packed": np.zeros((k, len(self.upper[0])))}
+
+    def accumulate(self, features, resp, ws, sums):
         d = self.delta.shape[1]
         x = features[:d]
-        sums = np.dot(resp, features.T)  # (K, D + 1): sum r x~, sum r
-        nk, sx = sums[:, d], sums[:, :d]
+        sums["features"] += np.dot(resp, features.T)  # sum r x~, sum r
         packed = ws("packed", (len(self.upper[0]), x.shape[1]))
         for i in range(d):
             np.multiply(x[i], x[i:], out=packed[self.starts[i] : self.starts[i + 1]])
-        upper = np.dot(resp, packed.T)  # (K, D (D + 1) / 2): sum r vech(x~ x~^T)
-        k = len(nk)
+        sums["packed"] += np.dot(resp, packed.T)  # sum r vech(x~ x~^T)
+
+    def finish(self, sums):
+        """``N_k``, ``s_k`` and ``S_k``, centred on the means."""
+        k, d = self.delta.shape
+        f = sums["features"]
+        nk, sx = f[:, d], f[:, :d]
         second = np.empty((k, d, d))
-        second[:, self.upper[0], self.upper[1]] = upper
-        second[:, self.upper[1], self.upper[0]] = upper
+        second[:, self.upper[0], self.upper[1]] = sums["packed"]
+        second[:, self.upper[1], self.upper[0]] = sums["packed"]
         cross = sx[:, :, None] * self.delta[:, None, :]
         second -= cross + cross.transpose(0, 2, 1)
         second += nk[:, None, None] * self.delta[:, :, None] * self.delta[:, None, :]

@@ -60,15 +60,24 @@ class _TiedExpansion(Expansion):
         out -= 0.5 * z.sum(axis=0)
         return out
 
-    def moments(self, features, resp, ws):
-        """``N_k``, ``s_k`` and the tied ``S``, centred on the means."""
+    def new_sums(self):
+        k, d = self.delta.shape
+        return {"features": np.zeros((k, d + 1)), "outer": np.zeros((d, d))}
+
+    def accumulate(self, features, resp, ws, sums):
         d = self.delta.shape[1]
         x = features[:d]
-        sums = np.dot(resp, features.T)  # (K, D + 1): sum r x~, sum r
-        nk, sx = sums[:, d], sums[:, :d]
+        sums["features"] += np.dot(resp, features.T)  # sum r x~, sum r
+        sums["outer"] += np.dot(x, x.T)
+
+    def finish(self, sums):
+        """``N_k``, ``s_k`` and the tied ``S``, centred on the means."""
+        d = self.delta.shape[1]
+        f = sums["features"]
+        nk, sx = f[:, d], f[:, :d]
         sk = sx - nk[:, None] * self.delta
         cross = np.dot(self.delta.T, sx)
-        S = np.dot(x, x.T) - cross - cross.T + np.dot(self.delta.T * nk, self.delta)
+        S = sums["outer"] - cross - cross.T + np.dot(self.delta.T * nk, self.delta)
         return nk, sk, S
 
 
