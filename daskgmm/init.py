@@ -24,6 +24,7 @@ import dask
 import dask.array as da
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
 
 from . import kernels, kmeans
 from .covariance import COVARIANCE
@@ -147,7 +148,8 @@ def kmeans_parallel(
 
     Draws depend on ``random_state`` and on global row indices only: the same
     data and seed give the same centres whatever the chunking or scheduler.
-    Raises ValueError when the data has fewer distinct rows than ``n_clusters``.
+    Warns (scikit-learn's ``ConvergenceWarning``, as its ``KMeans`` does) when the
+    data has fewer distinct rows than ``n_clusters``; centres are then duplicated.
     Rows with NaN are an error, or left out with ``allow_missing``.
     """
     return kmeans_parallel_many(
@@ -217,9 +219,13 @@ def kmeans_parallel_many(
     for c in candidates:
         n_distinct = _distinct_rows(c)
         if n_distinct < n_clusters:
-            raise ValueError(
-                f"X has only {n_distinct} distinct row(s), fewer than n_components={n_clusters}: "
-                "a mixture cannot have more components than distinct points."
+            # scikit-learn's KMeans warns and goes on with duplicated centres; so do we
+            warnings.warn(
+                f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
+                f"({n_clusters}). Possibly due to duplicate points in X: some components "
+                "start empty.",
+                ConvergenceWarning,
+                stacklevel=4,
             )
     all_weights = compute(*[
         reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c)) for c in candidates
@@ -227,12 +233,18 @@ def kmeans_parallel_many(
     for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
         result.passes += 1
         keep = weights > 0
-        with warnings.catch_warnings():
-            # duplicates among candidates are expected and harmless here
-            warnings.simplefilter("ignore", category=UserWarning)
-            km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=rs)
-            km.fit(c[keep], sample_weight=weights[keep])
-        result.centers = km.cluster_centers_
+        if np.count_nonzero(keep) < n_clusters:
+            # fewer candidates than clusters: every candidate is a centre, the
+            # heaviest repeated (those components start empty), as KMeans would
+            order = np.argsort(-weights[keep], kind="stable")
+            result.centers = c[keep][np.resize(order, n_clusters)]
+        else:
+            with warnings.catch_warnings():
+                # duplicates among candidates are expected and harmless here
+                warnings.simplefilter("ignore", category=UserWarning)
+                km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=rs)
+                km.fit(c[keep], sample_weight=weights[keep])
+            result.centers = km.cluster_centers_
         result.candidates, result.candidate_weights = c, weights
     return results
 

@@ -32,9 +32,11 @@ def _as_float_array(value, name, parameter, shape):
 def _check_weights(weights, k):
     w = _as_float_array(weights, "weights", "weights_init", (k,))
     if (w < 0).any() or (w > 1).any():
+        # scikit-learn's message, which its tests match, swaps the two values
         raise ValueError(
             "The parameter 'weights' should be in the range [0, 1], but got "
-            f"max value {w.max():.5f}, min value {w.min():.5f} in weights_init"
+            f"max value {w.min():.5f}, min value {w.max():.5f}: weights_init has values "
+            f"from {w.min():.5f} to {w.max():.5f}"
         )
     if not np.allclose(w.sum(), 1.0, rtol=1e-6, atol=0.0):
         raise ValueError(

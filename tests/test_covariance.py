@@ -91,5 +91,5 @@ def test_sample_draws_as_scikit_learn(covariance_type):
 def test_precisions_that_are_not_positive_definite_get_scikit_learn_wording(covariance_type):
     cov = COVARIANCE[covariance_type]
     bad = np.array([[1.0, 2.0], [2.0, 1.0]])
-    with pytest.raises(ValueError, match="should be symmetric, positive-definite: the matrix"):
+    with pytest.raises(ValueError, match="should be symmetric, positive-definite: precisions_init"):
         cov.check_precisions(bad[None] if covariance_type == "full" else bad)

@@ -6,10 +6,11 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from helpers import ChunkReads
 from sklearn.metrics import adjusted_rand_score
 
-from daskgmm import GaussianMixture
+from daskgmm import EmptyComponentWarning, GaussianMixture
 from daskgmm.init import _lockstep_states, initial_parameters, initial_parameters_many, kmeans_parallel
 
 
@@ -90,9 +91,17 @@ def test_fits_are_deterministic_for_a_random_state(clusters):
 
 
 def test_all_rows_identical():
+    """As scikit-learn: fewer distinct rows than components is a warning, components
+    start empty (reg_covar * I), and with reg_covar=0 the fit fails with its error."""
     X = da.ones((1000, 3), chunks=300)
-    with pytest.raises(ValueError, match=r"X has only 1 distinct row\(s\), fewer than n_components=2"):
-        GaussianMixture(2).fit(X)
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(1\) found smaller"), \
+            pytest.warns(EmptyComponentWarning):
+        gm = GaussianMixture(2, max_iter=3).fit(X)
+    assert np.isfinite(gm.means_).all() and np.isfinite(gm.precisions_cholesky_).all()
+    np.testing.assert_allclose(gm.weights_, [1.0, 0.0], atol=1e-6)
+    with pytest.warns(ConvergenceWarning), pytest.warns(EmptyComponentWarning), \
+            pytest.raises(ValueError, match="^Fitting the mixture model failed because some"):
+        GaussianMixture(2, reg_covar=0).fit(X)
     gm = GaussianMixture(1).fit(X)  # one component is fine
     np.testing.assert_allclose(gm.means_, [[1.0, 1.0, 1.0]])
 
@@ -100,8 +109,10 @@ def test_all_rows_identical():
 def test_fewer_distinct_points_than_components_and_duplicates():
     rows = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 9.0]]), [300, 10, 200], axis=0)
     X = da.from_array(rows, chunks=100)
-    with pytest.raises(ValueError, match=r"only 3 distinct row\(s\), fewer than n_components=4"):
-        GaussianMixture(4, random_state=0).fit(X)
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(3\) found smaller than n_clusters \(4\)"), \
+            pytest.warns(EmptyComponentWarning):
+        gm = GaussianMixture(4, random_state=0, max_iter=3).fit(X)
+    np.testing.assert_allclose(np.sort(gm.weights_)[1:], np.sort([300, 10, 200]) / 510, atol=1e-6)
     gm = GaussianMixture(3, random_state=0).fit(X)
     np.testing.assert_allclose(np.sort(gm.weights_), np.sort([300, 10, 200]) / 510, atol=1e-6)
 
