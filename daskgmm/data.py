@@ -55,6 +55,8 @@ class Rows:
     (n, K), back into the caller's layout (xarray). ``missing_allowed``: rows
     with a NaN are left out of the fit instead of being an error.
     ``feature_names``: the names of the features, when the input has them.
+    ``per_row``: for xarray input, lays out a DataArray over the sample
+    dimensions (such as sample weights) as a (n,) Dask array, like the rows.
     """
 
     array: da.Array
@@ -62,6 +64,7 @@ class Rows:
     restore: Callable | None = None
     missing_allowed: bool = False
     feature_names: tuple[str, ...] | None = None
+    per_row: Callable | None = None
 
     @property
     def n_samples(self) -> int:
@@ -279,12 +282,28 @@ def _xarray_rows(X, name, sample_dims, feature_dim) -> Rows:
             name=_RESULT_NAMES.get(kind, kind),
         )
 
+    def per_row(values, what: str) -> da.Array:
+        if set(values.dims) != set(sample_dims):
+            raise ValueError(
+                f"{what} must be over the sample dimensions {tuple(sample_dims)} of {name}, "
+                f"got dimensions {values.dims}"
+            )
+        values = values.transpose(*sample_dims)
+        if values.shape != tuple(X.sizes[d] for d in sample_dims):
+            raise ValueError(
+                f"{what} has shape {values.shape}, the sample dimensions of {name} "
+                f"{tuple(X.sizes[d] for d in sample_dims)}"
+            )
+        arr = values.data if isinstance(values.data, da.Array) else da.from_array(np.asarray(values.data))
+        return blocks_to_rows(arr.rechunk(sample_chunks)[..., None])[:, 0]
+
     return Rows(
         blocks_to_rows(data),
         lazy=lazy,
         restore=restore,
         missing_allowed=True,
         feature_names=feature_names,
+        per_row=per_row,
     )
 
 

@@ -25,14 +25,15 @@ __all__ = ["EMResult", "IterationInfo", "expectation", "run_em"]
 logger = logging.getLogger(__name__)
 
 def expectation(
-    X: da.Array, params: list[GMMParams], allow_missing: bool = False
+    X: da.Array, params: list[GMMParams], allow_missing: bool = False,
+    sample_weight: da.Array | None = None,
 ) -> list[SufficientStatistics]:
     """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
     several initialisations run in lockstep cost one read of the data per
-    iteration."""
+    iteration. ``sample_weight``: (n, 1), chunked like the rows of ``X``."""
     return summed_statistics(
         X, kernels.chunk_statistics, [p.kernel_args for p in params], [p.means for p in params],
-        params[0].covariance_type, allow_missing,
+        params[0].covariance_type, allow_missing, weights=sample_weight,
     )
 
 
@@ -60,6 +61,7 @@ def run_em(
     previous_bounds: list[float] | None = None,
     callback: Callable[[list[EMResult], list[IterationInfo]], None] | None = None,
     allow_missing: bool = False,
+    sample_weight: da.Array | None = None,
 ) -> list[EMResult]:
     """EM for several initialisations in lockstep, each until ``|change| < tol`` or
     ``max_iter`` iterations.
@@ -73,6 +75,8 @@ def run_em(
     gives the bound that a run's first iteration is compared with (warm start;
     default -inf). ``callback(runs, infos)`` follows every pass. With
     ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
+    ``sample_weight`` weights the rows (see :func:`expectation`); the lower
+    bound is then the weighted mean log-likelihood.
     """
     runs = list(runs)
     bounds = [
@@ -84,10 +88,10 @@ def run_em(
         if not active:
             return runs
         t0 = time.perf_counter()
-        stats = expectation(X, [runs[i].params for i in active], allow_missing)
+        stats = expectation(X, [runs[i].params for i in active], allow_missing, sample_weight)
         updates = []
         for i, st in zip(active, stats):
-            lower_bound = st.log_lik_sum / st.n_samples
+            lower_bound = st.log_lik_sum / st.total_weight
             params = m_step(st, runs[i].params, reg_covar, eps=eps)
             change = lower_bound - bounds[i]
             bounds[i] = lower_bound

@@ -28,6 +28,7 @@ from .params import GMMParams
 from .passes import compute
 from .progress import verbose_hooks
 from .validation import check_initial_parameters
+from .weights import SampleWeights, as_sample_weights, split_dataset_weights
 
 __all__ = ["GaussianMixture", "load"]
 
@@ -286,18 +287,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
-    def _checkpointer(self, data) -> ckpt.Checkpoint | None:
+    def _checkpointer(self, data, weights: SampleWeights | None) -> ckpt.Checkpoint | None:
         if self.checkpoint is None:
             return None
         ignore = {"verbose", "verbose_interval", "checkpoint", "checkpoint_every",
                   "checkpoint_overwrite", "persist"}
         params = {k: v for k, v in self.get_params().items() if k not in ignore}
-        identity = ckpt.fit_identity(params, fingerprint(data))
+        data_fingerprint = fingerprint(data)
+        data_fingerprint["sample_weight"] = None if weights is None else weights.fingerprint
+        identity = ckpt.fit_identity(params, data_fingerprint)
         return ckpt.Checkpoint(self.checkpoint, identity=identity, overwrite=self.checkpoint_overwrite)
 
-    def _fit(self, X) -> Rows:
+    def _fit(self, X, sample_weight=None) -> Rows:
         self._validate_params()
+        X, sample_weight = split_dataset_weights(X, sample_weight)
         rows = self._rows(X, reset=True)
+        weights = as_sample_weights(sample_weight, rows)
         if rows.n_samples < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got n_components = "
@@ -313,8 +318,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         data = rows.array
         allow_missing = self._allow_missing(rows)
+        row_weights = None if weights is None else weights.for_fit
         if not rows.lazy or should_persist(data, self.persist):
-            (data,) = dask.persist(data)
+            if row_weights is None:
+                (data,) = dask.persist(data)
+            else:
+                data, row_weights = dask.persist(data, row_weights)
         eps = float(np.finfo(data.dtype).eps)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -336,6 +345,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 lloyd_iter=self.init_lloyd_iter,
             ),
             allow_missing=allow_missing,
+            sample_weight=row_weights,
         )
         best = fit_initialisations(
             n_init=n_init,
@@ -350,9 +360,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 reg_covar=self.reg_covar,
                 eps=eps,
                 allow_missing=allow_missing,
+                sample_weight=row_weights,
             ),
             warm=None if do_init else (self._params(), self.lower_bound_),
-            saver=self._checkpointer(data) if do_init else None,
+            saver=self._checkpointer(data, weights) if do_init else None,
             checkpoint_every=self.checkpoint_every,
             hooks=verbose_hooks(self.verbose, self.verbose_interval, n_init),
         )
@@ -370,31 +381,42 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(best.lower_bounds)
         return rows
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate the model parameters with the EM algorithm.
 
         Parameters
         ----------
         X : array-like or dask.array.Array of shape (n_samples, n_features)
             The data. Dask arrays stay on the workers; NumPy arrays are cut into
-            row chunks.
+            row chunks. Also a Zarr array path or URL, or an xarray object.
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample: a NumPy or Dask array (rechunked
+            like the rows of X if it is not), a Zarr array path, an
+            ``xarray.DataArray`` over the sample dimensions, or the name of a
+            variable of a Dataset X (which is then not a feature). A sample of
+            integer weight w counts as w copies of it: its responsibilities and
+            its log-likelihood are multiplied by w, the lower bound is the
+            weighted mean log-likelihood, and the initialisations draw in
+            proportion to the weights. Constant weights give the model of no
+            weights.
 
         Returns
         -------
         self : GaussianMixture
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
-    def fit_predict(self, X, y=None):
-        """Fit the model and return the label of each sample under the final model.
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model (with ``sample_weight``, as :meth:`fit`) and return the label
+        of each sample under the final model.
 
         Returns
         -------
         labels : ndarray or dask.array.Array of shape (n_samples,)
         """
-        rows = self._fit(X)
+        rows = self._fit(X, sample_weight)
         return rows.output(self._per_row(rows, "labels"), "labels")
 
     # ---------------------------------------------------------------- predict
@@ -461,32 +483,43 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Posterior probability of each component for each sample, shape (n, K)."""
         return self._predict(X, "proba")
 
-    def _score_and_count(self, X) -> tuple[float, int]:
-        """Mean log-likelihood over the rows without NaN, and their number (one pass)."""
+    def _score_and_count(self, X, sample_weight=None) -> tuple[float, float]:
+        """Mean log-likelihood over the rows without NaN, and their number, weighted
+        by ``sample_weight`` if given (one pass)."""
         check_is_fitted(self)
+        X, sample_weight = split_dataset_weights(X, sample_weight)
         rows = self._rows(X, reset=False)
+        weights = as_sample_weights(sample_weight, rows)
         log_prob = self._per_row(rows, "score_samples", float64=True)
         finite = da.isfinite(log_prob)
-        total, count = compute(da.where(finite, log_prob, 0.0).sum(), finite.sum())
+        w = finite if weights is None else da.where(finite, weights.array[:, 0], 0.0)
+        total, count = compute((da.where(finite, log_prob, 0.0) * w).sum(), w.sum())
         if count == 0:
-            raise ValueError("X has no row without NaN or infinity to score.")
-        return float(total) / int(count), int(count)
+            raise ValueError("X has no row without NaN or infinity (or of non-zero weight) to score.")
+        return float(total) / float(count), float(count)
 
-    def score(self, X, y=None):
-        """Mean log-likelihood of the samples (without NaN) under the model."""
-        return self._score_and_count(X)[0]
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood of the samples (without NaN) under the model, weighted
+        by ``sample_weight`` if given."""
+        return self._score_and_count(X, sample_weight)[0]
 
     def _n_parameters(self) -> int:
         return COVARIANCE[self.covariance_type].n_parameters(self.n_components, self.means_.shape[1])
 
-    def bic(self, X):
-        """Bayesian information criterion of the model on X (lower is better)."""
-        mean, n = self._score_and_count(X)
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion of the model on X (lower is better).
+
+        With ``sample_weight``, the number of samples is the sum of the weights.
+        """
+        mean, n = self._score_and_count(X, sample_weight)
         return -2 * mean * n + self._n_parameters() * math.log(n)
 
-    def aic(self, X):
-        """Akaike information criterion of the model on X (lower is better)."""
-        mean, n = self._score_and_count(X)
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion of the model on X (lower is better).
+
+        With ``sample_weight``, the log-likelihood is the weighted sum.
+        """
+        mean, n = self._score_and_count(X, sample_weight)
         return -2 * mean * n + 2 * self._n_parameters()
 
     # ---------------------------------------------------------------- storage

@@ -36,6 +36,7 @@ __all__ = [
     "Accumulator",
     "Workspace",
     "as_2d",
+    "row_weights",
     "chunk_labels",
     "chunk_log_prob",
     "chunk_random_statistics",
@@ -178,23 +179,35 @@ class Accumulator:
         parts = layout.split(self.out)  # views into ``out``
         self.nk, self.sk, self.Sk = parts["nk"], parts["sk"], parts["Sk"]
 
-    def add_score(self, score, finite) -> None:
+    def add_score(self, score, finite, weight=None) -> None:
         """Count the rows left out (``finite`` False) and add the others' ``score``
-        (log-likelihood or inertia) to the first entry."""
+        (log-likelihood or inertia, times their ``weight`` if given) to the first
+        entry, and their weight (or number) to ``total_weight``."""
         if not finite.all():
             self.out[2] += np.count_nonzero(~finite)
             score = score[finite]
-        self.out[0] += score.sum()
+            if weight is not None:
+                weight = weight[finite]
+        if weight is None:
+            self.out[0] += score.sum()
+            self.out[3] += len(score)
+        else:
+            self.out[0] += np.dot(score, weight)
+            self.out[3] += weight.sum()
 
-    def add(self, diff, resp, finite, score, ws):
+    def add(self, diff, resp, finite, score, ws, weight=None):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
         With an ``expanded`` accumulator (an :class:`~daskgmm.covariance.Expansion`),
         ``diff`` holds its features (one row per feature, b columns) instead.
         Rows where ``finite`` is False are counted and left out; ``score`` (b,)
-        is summed into the first entry. ``ws`` is the chunk's :class:`Workspace`.
+        is summed into the first entry. ``weight`` (b,): the rows' sample weights,
+        which multiply their responsibilities and scores. ``ws`` is the chunk's
+        :class:`Workspace`.
         """
-        self.add_score(score, finite)
+        self.add_score(score, finite, weight)
+        if weight is not None:
+            resp *= weight
         if not finite.all():
             resp[:, ~finite] = 0.0
             if self.expanded is None:
@@ -202,7 +215,7 @@ class Accumulator:
             else:
                 diff[:, ~finite] = 0.0
         if self.expanded is not None:
-            self.expanded.accumulate(diff, resp, ws, self.sums)
+            self.expanded.accumulate(diff, resp, ws, self.sums, weight)
             return
         if resp.dtype == diff.dtype:
             r_t = resp
@@ -220,13 +233,26 @@ class Accumulator:
         return self.out[None, :]
 
 
-def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type):
+def row_weights(sample_weight, n_rows):
+    """A chunk's sample weights as a float64 vector (they come as (rows, 1) blocks)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(w) != n_rows:
+        raise ValueError(f"sample_weight block has {len(w)} rows, the data block {n_rows}")
+    return w
+
+
+def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type, sample_weight=None):
     """E-step and sufficient statistics of one chunk, as a (1, size) float64 row.
 
     Non-finite input rows make the row's log-likelihood non-finite; they are
     counted (``n_nonfinite``) in the same pass instead of scanning the data twice.
+    ``sample_weight`` (the chunk's weights, one per row) multiplies each row's
+    responsibilities and log-likelihood.
     """
     block = as_2d(block)
+    sw = row_weights(sample_weight, block.shape[0])
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded)
     step = model.block_rows
@@ -234,7 +260,8 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     for start in range(0, block.shape[0], step):
         resp, work = model.log_prob_and_work(block[start : start + step], ws)
         lse = _normalise_in_place(resp)
-        acc.add(work, resp, np.isfinite(lse), lse, ws)
+        acc.add(work, resp, np.isfinite(lse), lse, ws,
+                None if sw is None else sw[start : start + step])
     return acc.result(block.shape[0])
 
 
@@ -251,13 +278,15 @@ def row_uniforms(seed, row_start, n_rows, n_columns, stream=0):
     return gen.random((n_rows, 4 * per_row))[:, :n_columns]
 
 
-def chunk_random_statistics(block, centers, covariance_type, seed, block_info=None):
+def chunk_random_statistics(block, centers, covariance_type, seed, sample_weight=None,
+                            block_info=None):
     """Statistics of random responsibilities (scikit-learn's ``init_params='random'``).
 
     Each row's draws depend on the seed and its global row index only, so the
     result does not depend on the chunking.
     """
     block = as_2d(block)
+    sw = row_weights(sample_weight, block.shape[0])
     centers = np.asarray(centers, dtype=np.float64)
     k, d = centers.shape
     row0 = block_info[0]["array-location"][0][0] if block_info else 0
@@ -271,7 +300,7 @@ def chunk_random_statistics(block, centers, covariance_type, seed, block_info=No
         resp = row_uniforms(seed, row0 + start, b, k).T.copy()
         resp /= resp.sum(axis=0)
         finite = np.isfinite(diff).all(axis=(0, 2))
-        acc.add(diff, resp, finite, np.zeros(b), ws)
+        acc.add(diff, resp, finite, np.zeros(b), ws, None if sw is None else sw[start : start + b])
     return acc.result(block.shape[0])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import Accumulator, Workspace, as_2d, row_uniforms
+from .kernels import Accumulator, Workspace, as_2d, row_uniforms, row_weights
 
 __all__ = [
     "chunk_assignment_statistics",
@@ -50,7 +50,8 @@ class _Nearest:
         return label, np.einsum("nd,nd->n", diff, diff), diff
 
 
-def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, block_info=None):
+def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, sample_weight=None,
+                                block_info=None):
     """One k-means|| round on one chunk: its cost and its sampled rows, in one pass.
 
     Row x is selected when ``u_x * phi < l * d^2(x, C)`` with ``u_x`` a uniform
@@ -58,10 +59,12 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, bloc
     whole data set, which no chunk knows. Since ``phi >= phi_chunk``, every row
     that can be selected satisfies ``u_x * phi_chunk < l * d^2``: the chunk
     returns those (at most ``l`` expected) with ``d^2`` and ``u``, and the client
-    applies the exact test once ``phi`` is summed. Returns
-    ``(phi_chunk, n_nonfinite, rows, d2, u, row_index)``.
+    applies the exact test once ``phi`` is summed. With ``sample_weight``, ``d^2``
+    is weighted (a row of weight w counts as w rows). Returns ``(phi_chunk,
+    n_nonfinite, rows, d2, u, row_index)``.
     """
     block = as_2d(block)
+    sw = row_weights(sample_weight, block.shape[0])
     row0 = block_info[0]["array-location"][0][0] if block_info else 0
     n, d = block.shape
     phi, bad = 0.0, 0
@@ -74,6 +77,8 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, bloc
         finite = np.isfinite(d2)
         bad = int(np.count_nonzero(~finite))
         d2[~finite] = 0.0
+        if sw is not None:
+            d2 *= sw
         phi = float(d2.sum())
         u = row_uniforms(seed, row0, n, 1, stream=round_ + 1)[:, 0]
         sel = np.flatnonzero(u * phi < oversampling * d2)
@@ -92,42 +97,57 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, bloc
     )
 
 
-def chunk_nearest_counts(block, centers):
-    """Number of rows nearest to each centre, as a (1, n_centers) float64 row."""
+def chunk_nearest_counts(block, centers, sample_weight=None):
+    """Number (or total sample weight) of the rows nearest to each centre, as a
+    (1, n_centers) float64 row."""
     block = as_2d(block)
+    sw = row_weights(sample_weight, block.shape[0])
     k = len(centers)
     counts = np.zeros(k)
     nearest = _Nearest(centers)
     for start in range(0, block.shape[0], _NEAREST_ROWS):
         label, d2, _ = nearest(block[start : start + _NEAREST_ROWS])
-        counts += np.bincount(label[np.isfinite(d2)], minlength=k)
+        finite = np.isfinite(d2)
+        w = None if sw is None else sw[start : start + _NEAREST_ROWS][finite]
+        counts += np.bincount(label[finite], weights=w, minlength=k)
     return counts[None, :]
 
 
-def chunk_assignment_statistics(block, centers, covariance_type):
+def chunk_assignment_statistics(block, centers, covariance_type, sample_weight=None):
     """Statistics of a hard assignment of each row to its nearest centre.
 
     The same layout as :func:`chunk_statistics` (centred on ``centers``), with
     ``log_lik_sum`` holding the k-means inertia (sum of squared distances).
     Rows are grouped by their centre (:class:`_Nearest`), so that each is
-    centred on its own centre only, in float64.
+    centred on its own centre only, in float64. ``sample_weight`` weights each
+    row's part.
     """
     block = as_2d(block)
+    sw = row_weights(sample_weight, block.shape[0])
     centers = np.asarray(centers, dtype=np.float64)
     k, d = centers.shape
     acc = Accumulator(k, d, covariance_type)
     nearest = _Nearest(centers)
     for start in range(0, block.shape[0], _NEAREST_ROWS):
         label, d2, diff = nearest(block[start : start + _NEAREST_ROWS])
+        w = None if sw is None else sw[start : start + _NEAREST_ROWS]
         finite = np.isfinite(d2)
-        acc.add_score(d2, finite)
+        acc.add_score(d2, finite, w)
         counts = np.bincount(label[finite], minlength=k)
         order = np.argsort(np.where(finite, label, k), kind="stable")  # rows left out go last
         grouped = diff[order[: counts.sum()]]
+        grouped_w = None if w is None else w[order[: counts.sum()]]
         ends = np.cumsum(counts)
         for j in np.flatnonzero(counts):
             own = grouped[ends[j] - counts[j] : ends[j]]  # rows of centre j, less centre j
-            acc.nk[j] += counts[j]
-            acc.sk[j] += own.sum(axis=0)
-            acc.cov.add_own_second_moment(acc.Sk, j, own)
+            if grouped_w is None:
+                acc.nk[j] += counts[j]
+                acc.sk[j] += own.sum(axis=0)
+                acc.cov.add_own_second_moment(acc.Sk, j, own, own)
+            else:
+                own_w = grouped_w[ends[j] - counts[j] : ends[j]]
+                weighted = own * own_w[:, None]
+                acc.nk[j] += own_w.sum()
+                acc.sk[j] += weighted.sum(axis=0)
+                acc.cov.add_own_second_moment(acc.Sk, j, own, weighted)
     return acc.result(block.shape[0])

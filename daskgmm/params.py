@@ -104,9 +104,13 @@ class EMResult:
 class StatsLayout:
     """Where each statistic sits in the flat float64 vector of one chunk.
 
-    The vector is ``[log_lik_sum, n_rows, n_nonfinite, N (K), s (K*D), S (...)]``
-    so that summing vectors of chunks sums every statistic.
+    The vector is ``[log_lik_sum, n_rows, n_nonfinite, total_weight, N (K), s (K*D),
+    S (...)]`` so that summing vectors of chunks sums every statistic.
+    ``total_weight`` is the sum of the sample weights of the rows that count
+    (their number, without sample weights).
     """
+
+    HEADER = 4
 
     n_components: int
     n_features: int
@@ -121,12 +125,12 @@ class StatsLayout:
     @property
     def size(self) -> int:
         k, d = self.n_components, self.n_features
-        return 3 + k + k * d + math.prod(self.second_moment_shape)
+        return self.HEADER + k + k * d + math.prod(self.second_moment_shape)
 
     def split(self, vec: np.ndarray) -> dict[str, np.ndarray | float]:
         """The parts of ``vec``; the arrays are views into it."""
         k, d = self.n_components, self.n_features
-        i = 3
+        i = self.HEADER
         nk = vec[i : i + k]
         i += k
         sk = vec[i : i + k * d].reshape(k, d)
@@ -136,6 +140,7 @@ class StatsLayout:
             "log_lik_sum": float(vec[0]),
             "n_samples": float(vec[1]),
             "n_nonfinite": float(vec[2]),
+            "total_weight": float(vec[3]),
             "nk": nk,
             "sk": sk,
             "Sk": Sk,
@@ -144,11 +149,17 @@ class StatsLayout:
 
 @dataclass(frozen=True)
 class SufficientStatistics:
-    """Summed statistics of a pass over the data, centred on ``centers``."""
+    """Summed statistics of a pass over the data, centred on ``centers``.
+
+    ``n_samples`` counts rows; ``total_weight`` sums the sample weights of the
+    rows that count (their number without weights): the lower bound is
+    ``log_lik_sum / total_weight``, the weighted mean log-likelihood.
+    """
 
     log_lik_sum: float
     n_samples: int
     n_nonfinite: int
+    total_weight: float
     nk: np.ndarray
     sk: np.ndarray
     Sk: np.ndarray
@@ -162,6 +173,7 @@ class SufficientStatistics:
             log_lik_sum=parts["log_lik_sum"],
             n_samples=int(parts["n_samples"]),
             n_nonfinite=int(parts["n_nonfinite"]),
+            total_weight=parts["total_weight"],
             nk=parts["nk"],
             sk=parts["sk"],
             Sk=parts["Sk"],
@@ -169,13 +181,13 @@ class SufficientStatistics:
         )
 
     @classmethod
-    def of_points(cls, points: np.ndarray, n_samples: int, covariance_type: str):
+    def of_points(cls, points: np.ndarray, total_weight: float, covariance_type: str):
         """One row per component, each the whole of its component (scikit-learn's
         'k-means++' and 'random_from_data' starts: N_k = 1, no spread)."""
         points = np.asarray(points, dtype=np.float64)
         layout = StatsLayout(*points.shape, covariance_type)
         vec = np.zeros(layout.size)
-        vec[1] = n_samples
+        vec[1] = vec[3] = total_weight
         layout.split(vec)["nk"][:] = 1.0
         return cls.from_vector(vec, points, covariance_type)
 
@@ -193,8 +205,8 @@ def params_from_statistics(
 
     ``eps`` is the machine epsilon of the data's dtype: like scikit-learn,
     ``10 * eps`` is added to every ``N_k``. With ``normalise_weights`` the weights
-    are ``N_k / sum(N_k)`` (the M-step); without, ``N_k / n_samples``
-    (scikit-learn's initialisation from responsibilities).
+    are ``N_k / sum(N_k)`` (the M-step); without, ``N_k / total_weight``
+    (scikit-learn's initialisation from responsibilities: ``N_k / n``).
 
     A component whose ``N_k`` is below :data:`EMPTY_COMPONENT_MASS` is empty:
     an :class:`EmptyComponentWarning` names it, and it keeps the ``previous``
@@ -223,7 +235,7 @@ def params_from_statistics(
         if previous is not None:
             means = np.where(empty[:, None], previous.means, means)
             covariances = cov.keep_previous(covariances, previous.covariances, empty)
-    weights = nk / (nk.sum() if normalise_weights else stats.n_samples)
+    weights = nk / (nk.sum() if normalise_weights else stats.total_weight)
     pc = cov.precision_cholesky(covariances, reg_covar)
     return GMMParams(weights, means, covariances, pc, covariance_type)
 

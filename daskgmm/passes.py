@@ -7,6 +7,7 @@ order and the check for non-finite rows are the same everywhere.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -17,7 +18,15 @@ from threadpoolctl import threadpool_limits
 
 from .params import StatsLayout, SufficientStatistics
 
-__all__ = ["SPLIT_EVERY", "check_finite", "compute", "reduce_chunks", "summed_statistics"]
+__all__ = [
+    "SPLIT_EVERY",
+    "check_finite",
+    "compute",
+    "finite_rows",
+    "pass_statistics_many",
+    "reduce_chunks",
+    "summed_statistics",
+]
 
 #: Fan-in of the tree reduction of per-chunk statistics.
 SPLIT_EVERY = 8
@@ -34,22 +43,38 @@ def compute(*collections):
         return dask.compute(*collections)
 
 
-def reduce_chunks(X: da.Array, kernel: Callable, *args, size: int, **kwargs) -> da.Array:
+def _with_weights(block, weight_block, kernel, takes_block_info, *args, block_info=None, **kwargs):
+    """``kernel`` on a chunk of rows, given the chunk's sample weights."""
+    if takes_block_info:
+        kwargs["block_info"] = block_info
+    return kernel(block, *args, sample_weight=weight_block, **kwargs)
+
+
+def reduce_chunks(
+    X: da.Array, kernel: Callable, *args, size: int, weights: da.Array | None = None, **kwargs
+) -> da.Array:
     """Apply ``kernel`` to every row chunk of ``X`` and tree-sum the (1, size) rows.
 
+    ``weights``: sample weights as an (n, 1) Dask array chunked like the rows of
+    ``X``; each chunk's block is passed to the kernel as ``sample_weight``.
     Array arguments are wrapped as single graph keys (``dask.delayed``); the sum
     has a fixed order (the graph's), so results are bitwise reproducible on any
     scheduler.
     """
     args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
-    per_chunk = X.map_blocks(
-        kernel,
-        *args,
+    layout = dict(
         chunks=((1,) * X.numblocks[0], (size,)),
         dtype=np.float64,
         meta=np.empty((0, 0), dtype=np.float64),
         **kwargs,
     )
+    if weights is None:
+        per_chunk = X.map_blocks(kernel, *args, **layout)
+    else:
+        takes_block_info = "block_info" in inspect.signature(kernel).parameters
+        per_chunk = da.map_blocks(
+            _with_weights, X, weights, kernel, takes_block_info, *args, **layout
+        )
     return per_chunk.sum(axis=0, split_every=SPLIT_EVERY)
 
 
@@ -59,33 +84,41 @@ def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> Su
     With ``allow_missing`` the rows with a NaN (or infinite) value are left out of
     the fit, and ``n_samples`` counts the others.
     """
-    if not stats.n_nonfinite:
-        return stats
-    if not allow_missing:
+    if stats.n_nonfinite:
+        if not allow_missing:
+            raise ValueError(
+                f"Input X contains NaN or infinity: {stats.n_nonfinite} of "
+                f"{stats.n_samples} rows have a non-finite value (or values so large that "
+                "their log-likelihood overflows). Pass dropna=True to leave such rows out."
+            )
+        valid = stats.n_samples - stats.n_nonfinite
+        if valid == 0:
+            raise ValueError(
+                f"Input X has no row without NaN or infinity ({stats.n_samples} rows)."
+            )
+        stats = replace(stats, n_samples=valid)
+    if stats.n_samples and stats.total_weight <= 0:
         raise ValueError(
-            f"Input X contains NaN or infinity: {stats.n_nonfinite} of "
-            f"{stats.n_samples} rows have a non-finite value (or values so large that "
-            "their log-likelihood overflows). Pass dropna=True to leave such rows out."
+            f"sample_weight is zero on every row that counts ({stats.n_samples} rows without "
+            "NaN or infinity): nothing is left to fit."
         )
-    valid = stats.n_samples - stats.n_nonfinite
-    if valid == 0:
-        raise ValueError(f"Input X has no row without NaN or infinity ({stats.n_samples} rows).")
-    return replace(stats, n_samples=valid)
+    return stats
 
 
 def summed_statistics(
     X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
-    covariance_type: str, allow_missing: bool = False,
+    covariance_type: str, allow_missing: bool = False, weights: da.Array | None = None,
 ) -> list[SufficientStatistics]:
     """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
     chunks of ``X`` in one ``compute``: the statistics of each, centred on the
-    matching ``centers`` and checked for non-finite rows.
+    matching ``centers`` and checked for non-finite rows. ``weights``: sample
+    weights (see :func:`reduce_chunks`).
 
     Every chunk is read once and handed to all the calls (their tasks share the
     chunk's key), so several parameter sets cost one read of the data, not one each.
     """
     totals = [
-        reduce_chunks(X, kernel, *args,
+        reduce_chunks(X, kernel, *args, weights=weights,
                       size=StatsLayout(*c.shape, covariance_type).size)
         for args, c in zip(calls, centers)
     ]
@@ -93,3 +126,25 @@ def summed_statistics(
         check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
         for v, c in zip(compute(*totals), centers)
     ]
+
+
+def pass_statistics_many(X, kernel, centers, covariance_type, *extra, allow_missing=False,
+                         sample_weight=None):
+    """The statistics of ``kernel(block, c, covariance_type, *extra)`` for each set of
+    ``centers`` ``c``, in one pass over ``X`` (see :func:`summed_statistics`)."""
+    calls = [(c, covariance_type, *extra) for c in centers]
+    return summed_statistics(X, kernel, calls, centers, covariance_type, allow_missing,
+                             weights=sample_weight)
+
+
+def finite_rows(rows: np.ndarray, allow_missing: bool, weights=None):
+    """The rows without NaN/inf (and their ``weights``, if given); an error if there
+    are others and that is not allowed."""
+    ok = np.isfinite(rows).all(axis=1)
+    if not ok.all() and not allow_missing:
+        raise ValueError(
+            "Input X contains NaN or infinity. Pass dropna=True to leave such rows out."
+        )
+    if weights is None:
+        return rows if ok.all() else rows[ok]
+    return (rows, weights) if ok.all() else (rows[ok], weights[ok])

@@ -11,7 +11,8 @@ from helpers import ChunkReads
 from sklearn.metrics import adjusted_rand_score
 
 from daskgmm import EmptyComponentWarning, GaussianMixture
-from daskgmm.init import _lockstep_states, initial_parameters, initial_parameters_many, kmeans_parallel
+from daskgmm.init import _lockstep_states, initial_parameters, initial_parameters_many
+from daskgmm.kmeans_parallel import kmeans_parallel
 
 
 def thirty_clusters(seed=0, k=30, d=10):

@@ -13,7 +13,7 @@ from helpers import random_params
 
 
 def _stats(nk, sk, Sk, centers, n):
-    return SufficientStatistics(0.0, n, 0, np.asarray(nk, float), np.asarray(sk, float), np.asarray(Sk, float), np.asarray(centers, float))
+    return SufficientStatistics(0.0, n, 0, float(n), np.asarray(nk, float), np.asarray(sk, float), np.asarray(Sk, float), np.asarray(centers, float))
 
 
 def test_empty_component_keeps_previous_parameters_and_warns():

@@ -102,9 +102,10 @@ class Expansion(ABC):
     ``features(block, ws)`` gives the (n_features, rows) float64 array that the
     statistics are taken from (rows as columns, so that a row left out is a
     column set to zero); ``log_prob(features, ws, out)`` the (K, rows)
-    weighted log-probabilities; ``accumulate(features, resp, ws, sums)`` adds a
-    sub-block's sums over the features to ``sums`` (float64 arrays from
-    :meth:`new_sums`), and ``finish(sums)`` turns the sums of a chunk into
+    weighted log-probabilities; ``accumulate(features, resp, ws, sums, weight)``
+    adds a sub-block's sums over the features to ``sums`` (float64 arrays from
+    :meth:`new_sums`), ``resp`` already multiplied by the rows' sample ``weight``
+    (None without), and ``finish(sums)`` turns the sums of a chunk into
     ``(N_k, s_k, S_k)`` centred on the means, once per chunk. ``row_bytes``: the
     bytes per row of its work arrays, which size the sub-blocks.
     """
@@ -137,7 +138,7 @@ class Expansion(ABC):
     def new_sums(self) -> dict: ...
 
     @abstractmethod
-    def accumulate(self, features, resp, ws, sums: dict) -> None: ...
+    def accumulate(self, features, resp, ws, sums: dict, weight=None) -> None: ...
 
     @abstractmethod
     def finish(self, sums: dict) -> tuple: ...
@@ -222,8 +223,9 @@ class CovarianceType(ABC):
         """``sum_n r_nk (x_n - m_k)(x_n - m_k)^T`` in this type's layout."""
 
     @abstractmethod
-    def add_own_second_moment(self, Sk, k: int, own) -> None:
-        """Add ``sum own own^T`` (rows of component ``k`` less its centre) to ``Sk``."""
+    def add_own_second_moment(self, Sk, k: int, own, weighted) -> None:
+        """Add ``sum weighted own^T`` to ``Sk``: ``own`` the rows of component ``k``
+        less its centre, ``weighted`` the same times their sample weights (or ``own``)."""
 
     def expansion(self, means, precisions_cholesky, offset, dtype) -> Expansion | None:
         """The fast path for these parameters and data dtype, or None (centred data)."""

@@ -49,7 +49,7 @@ class _DiagonalExpansion(Expansion):
         k, d = self.delta.shape
         return {"features": np.zeros((k, 2 * d + 1))}
 
-    def accumulate(self, features, resp, ws, sums):
+    def accumulate(self, features, resp, ws, sums, weight=None):
         sums["features"] += np.dot(resp, features.T)  # sum r x~^2, sum r x~, sum r
 
     def finish(self, sums):
@@ -133,8 +133,8 @@ class Diagonal(CovarianceType):
         np.square(diff, out=wd)
         return np.matmul(r_t[:, None, :], wd)[:, 0, :]
 
-    def add_own_second_moment(self, Sk, k, own):
-        Sk[k] += np.einsum("nd,nd->d", own, own)
+    def add_own_second_moment(self, Sk, k, own, weighted):
+        Sk[k] += np.einsum("nd,nd->d", weighted, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype):
         return _DiagonalExpansion.of(means, precisions_cholesky, offset, dtype)

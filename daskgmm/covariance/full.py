@@ -91,7 +91,7 @@ class _FullExpansion(Expansion):
         k, d = self.delta.shape
         return {"features": np.zeros((k, d + 1)), "packed": np.zeros((k, len(self.upper[0])))}
 
-    def accumulate(self, features, resp, ws, sums):
+    def accumulate(self, features, resp, ws, sums, weight=None):
         d = self.delta.shape[1]
         x = features[:d]
         sums["features"] += np.dot(resp, features.T)  # sum r x~, sum r
@@ -165,8 +165,8 @@ class Full(CovarianceType):
         np.multiply(diff, r_t[:, :, None], out=wd)
         return np.matmul(wd.transpose(0, 2, 1), diff)
 
-    def add_own_second_moment(self, Sk, k, own):
-        Sk[k] += np.dot(own.T, own)
+    def add_own_second_moment(self, Sk, k, own, weighted):
+        Sk[k] += np.dot(weighted.T, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype):
         return _FullExpansion.of(means, precisions_cholesky, offset, dtype)

@@ -64,11 +64,12 @@ class _TiedExpansion(Expansion):
         k, d = self.delta.shape
         return {"features": np.zeros((k, d + 1)), "outer": np.zeros((d, d))}
 
-    def accumulate(self, features, resp, ws, sums):
+    def accumulate(self, features, resp, ws, sums, weight=None):
         d = self.delta.shape[1]
         x = features[:d]
         sums["features"] += np.dot(resp, features.T)  # sum r x~, sum r
-        sums["outer"] += np.dot(x, x.T)
+        # sum_k r_nk = 1 (or the row's sample weight): sum_n w_n x~ x~^T once for all k
+        sums["outer"] += np.dot(x if weight is None else x * weight, x.T)
 
     def finish(self, sums):
         """``N_k``, ``s_k`` and the tied ``S``, centred on the means."""
@@ -136,8 +137,8 @@ class Tied(CovarianceType):
         k, b, d = diff.shape
         return np.dot(wd.reshape(k * b, d).T, diff.reshape(k * b, d))
 
-    def add_own_second_moment(self, Sk, k, own):
-        Sk += np.dot(own.T, own)
+    def add_own_second_moment(self, Sk, k, own, weighted):
+        Sk += np.dot(weighted.T, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype):
         return _TiedExpansion.of(means, precisions_cholesky, offset, dtype)

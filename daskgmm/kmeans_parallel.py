@@ -1,0 +1,242 @@
+"""k-means|| over the row chunks of a Dask array (Bahmani et al. 2012), in lockstep
+for several random states, and distributed Lloyd passes.
+
+The per-chunk work is in :mod:`daskgmm.kmeans`; this module draws, passes and
+reduces. Every draw depends on the random state and global row indices only, so
+the centres do not depend on the chunking or the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from . import kmeans
+from .passes import compute, finite_rows, pass_statistics_many, reduce_chunks
+
+__all__ = ["KMeansParallelResult", "kmeans_parallel", "kmeans_parallel_many", "lloyd"]
+
+logger = logging.getLogger(__name__)
+
+#: Seedings of the client-side weighted k-means on the k-means|| candidates (no data passes).
+N_INIT_CANDIDATES = 10
+
+
+@dataclass
+class KMeansParallelResult:
+    """What k-means|| found, and what it cost."""
+
+    centers: np.ndarray
+    candidates: np.ndarray
+    candidate_weights: np.ndarray
+    phi: list[float] = field(default_factory=list)  # cost before each round
+    passes: int = 0  # full passes over the data
+
+
+def _distinct_rows(a: np.ndarray) -> int:
+    return len(np.unique(a, axis=0)) if len(a) else 0
+
+
+def _chunk_totals(sample_weight: da.Array) -> np.ndarray:
+    """The sum of the sample weights of each row chunk (a read of the weights only)."""
+    totals = sample_weight.map_blocks(
+        lambda b: np.sum(b, keepdims=True, dtype=np.float64),
+        chunks=((1,) * sample_weight.numblocks[0], (1,)), dtype=np.float64,
+    )
+    (totals,) = compute(totals)
+    return np.asarray(totals).ravel()
+
+
+def _weighted_row_index(sample_weight, totals, random_state) -> int:
+    """A row index drawn with probability proportional to its sample weight: the
+    chunk from the chunk totals, then the row from that chunk's weights."""
+    ends = np.cumsum(totals)
+    u = random_state.uniform(0.0, ends[-1])
+    i = min(int(np.searchsorted(ends, u, side="right")), len(totals) - 1)
+    (w,) = compute(sample_weight.blocks[i])
+    within = np.cumsum(np.asarray(w, dtype=np.float64).ravel())
+    j = min(int(np.searchsorted(within, u - (ends[i] - totals[i]), side="right")), len(within) - 1)
+    return int(sum(sample_weight.chunks[0][:i])) + j
+
+
+def _first_center(X: da.Array, random_state, allow_missing: bool, sample_weight=None,
+                  totals=None) -> np.ndarray:
+    """A row drawn uniformly, or in proportion to its sample weight (``totals``: the
+    weights' chunk totals), without NaN: reads only the chunk that holds it."""
+    for _ in range(100):
+        if sample_weight is None:
+            i = int(random_state.randint(X.shape[0]))
+        else:
+            i = _weighted_row_index(sample_weight, totals, random_state)
+        (row,) = compute(X[i : i + 1])
+        row = finite_rows(np.asarray(row, dtype=np.float64), allow_missing)
+        if len(row):
+            return row
+    raise ValueError("could not draw a row without NaN from X in 100 tries")
+
+
+def kmeans_parallel(
+    X: da.Array,
+    n_clusters: int,
+    random_state: np.random.RandomState,
+    *,
+    n_rounds: int = 5,
+    oversampling: float = 2.0,
+    max_rounds: int = 20,
+    allow_missing: bool = False,
+    sample_weight: da.Array | None = None,
+) -> KMeansParallelResult:
+    """k-means|| (Bahmani et al. 2012, "Scalable K-Means++") over the chunks of ``X``.
+
+    1. The first centre is a uniformly drawn row (in proportion to its weight).
+    2. ``n_rounds`` rounds, each one pass over the data: every row is kept
+       independently with probability ``l * d^2(x, C) / phi(C)``,
+       ``l = oversampling * n_clusters``; the cost ``phi`` and the draws come from
+       the same pass (see :func:`kmeans.chunk_kmeans_parallel_round`). More
+       rounds (up to ``max_rounds``) are run while there are fewer distinct
+       candidates than clusters and the cost is not zero.
+    3. One pass weights each candidate by the number of rows nearest to it.
+    4. On the client, weighted k-means++ seeding plus weighted Lloyd on the
+       candidates reduce them to ``n_clusters`` centres.
+
+    Draws depend on ``random_state`` and on global row indices only: the same
+    data and seed give the same centres whatever the chunking or scheduler.
+    Warns (scikit-learn's ``ConvergenceWarning``, as its ``KMeans`` does) when the
+    data has fewer distinct rows than ``n_clusters``; centres are then duplicated.
+    Rows with NaN are an error, or left out with ``allow_missing``.
+    ``sample_weight`` ((n, 1), chunked like the rows) makes a row of weight w
+    count as w rows: in the first draw, the sampling and the candidate weights.
+    """
+    return kmeans_parallel_many(
+        X, n_clusters, [random_state], n_rounds=n_rounds, oversampling=oversampling,
+        max_rounds=max_rounds, allow_missing=allow_missing, sample_weight=sample_weight,
+    )[0]
+
+
+def kmeans_parallel_many(
+    X: da.Array,
+    n_clusters: int,
+    random_states: list[np.random.RandomState],
+    *,
+    n_rounds: int = 5,
+    oversampling: float = 2.0,
+    max_rounds: int = 20,
+    allow_missing: bool = False,
+    sample_weight: da.Array | None = None,
+) -> list[KMeansParallelResult]:
+    """:func:`kmeans_parallel` once per random state, in lockstep: each round is
+    one pass over the data for all of them, and each ends exactly where it would
+    alone."""
+    ell = oversampling * n_clusters
+    seeds = [int(rs.randint(np.iinfo(np.int32).max)) for rs in random_states]
+    totals = None if sample_weight is None else _chunk_totals(sample_weight)
+    results = [
+        KMeansParallelResult(
+            _first_center(X, rs, allow_missing, sample_weight, totals), np.empty(0), np.empty(0)
+        )
+        for rs in random_states
+    ]
+    candidates = [r.centers for r in results]
+    blocks = X.to_delayed().ravel()
+    weight_blocks = (
+        [None] * len(blocks) if sample_weight is None else sample_weight.to_delayed().ravel()
+    )
+    offsets = np.cumsum((0,) + X.chunks[0])
+    active = list(range(len(results)))
+    for r in range(max_rounds):
+        active = [j for j in active if r < n_rounds or _distinct_rows(candidates[j]) < n_clusters]
+        if not active:
+            break
+        (rounds,) = compute([
+            [
+                dask.delayed(kmeans.chunk_kmeans_parallel_round, pure=True)(
+                    b,
+                    dask.delayed(candidates[j], pure=True),
+                    ell,
+                    seeds[j],
+                    r,
+                    sample_weight=wb,
+                    block_info=[{"array-location": [(int(offsets[i]), int(offsets[i + 1]))]}],
+                )
+                for i, (b, wb) in enumerate(zip(blocks, weight_blocks))
+            ]
+            for j in active
+        ])
+        for j, parts in zip(active, rounds):
+            results[j].passes += 1
+            phi = float(np.sum([p[0] for p in parts]))
+            bad = sum(p[1] for p in parts)
+            if bad and not allow_missing:
+                raise ValueError(
+                    f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
+                    "non-finite value. Pass dropna=True to leave such rows out."
+                )
+            results[j].phi.append(phi)
+            rows = np.concatenate([p[2] for p in parts])
+            d2 = np.concatenate([p[3] for p in parts])
+            u = np.concatenate([p[4] for p in parts])
+            chosen = rows[u * phi < ell * d2]
+            logger.info("k-means|| round %d: cost %.6g, %d new candidates", r + 1, phi, len(chosen))
+            candidates[j] = np.concatenate([candidates[j], chosen])
+        active = [j for j in active if results[j].phi[-1] != 0.0]
+    for c in candidates:
+        n_distinct = _distinct_rows(c)
+        if n_distinct < n_clusters:
+            # scikit-learn's KMeans warns and goes on with duplicated centres; so do we
+            warnings.warn(
+                f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
+                f"({n_clusters}). Possibly due to duplicate points in X: some components "
+                "start empty.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+    all_weights = compute(*[
+        reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c), weights=sample_weight)
+        for c in candidates
+    ])
+    for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
+        result.passes += 1
+        keep = weights > 0
+        if np.count_nonzero(keep) < n_clusters:
+            # fewer candidates than clusters: every candidate is a centre, the
+            # heaviest repeated (those components start empty), as KMeans would
+            order = np.argsort(-weights[keep], kind="stable")
+            result.centers = c[keep][np.resize(order, n_clusters)]
+        else:
+            with warnings.catch_warnings():
+                # duplicates among candidates are expected and harmless here
+                warnings.simplefilter("ignore", category=UserWarning)
+                km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=rs)
+                km.fit(c[keep], sample_weight=weights[keep])
+            result.centers = km.cluster_centers_
+        result.candidates, result.candidate_weights = c, weights
+    return results
+
+
+def lloyd(X, centers, n_iter, covariance_type, allow_missing, sample_weight=None):
+    """``n_iter`` distributed Lloyd steps from each set of ``centers``, then the
+    statistics of the final assignments, one pass per step for all sets.
+
+    The statistics of the last pass give both the last Lloyd update and the
+    mixture parameters (``n_iter + 1`` passes in all).
+    """
+    def step(centers):
+        return pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
+                                    covariance_type, allow_missing=allow_missing,
+                                    sample_weight=sample_weight)
+
+    stats = step(centers)
+    for _ in range(n_iter):
+        centers = [c.copy() for c in centers]
+        for c, st in zip(centers, stats):
+            nonempty = st.nk > 0
+            c[nonempty] += st.sk[nonempty] / st.nk[nonempty, None]
+        stats = step(centers)
+    return stats
