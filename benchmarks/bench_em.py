@@ -65,7 +65,7 @@ def make_data(n, d, k, seed=0, dtype=np.float64):
     return X.astype(dtype, copy=False), means
 
 
-def timed_fit(make, X, iters):
+def timed_fit(make, X, iters, **fit_kw):
     """Fit with verbose=2 and return (median seconds per iteration, peak extra bytes, model)."""
     est = make(verbose=2, verbose_interval=1, max_iter=iters, tol=0.0)
     out = io.StringIO()
@@ -73,7 +73,7 @@ def timed_fit(make, X, iters):
         warnings.simplefilter("ignore")
         with contextlib.redirect_stdout(out), PeakRSS() as mem:
             t0 = time.perf_counter()
-            est.fit(X)
+            est.fit(X, **fit_kw)
             total = time.perf_counter() - t0
     lapses = [float(s) for s in re.findall(r"time lapse ([0-9.]+)s\t ll change", out.getvalue())]
     return float(np.median(lapses)), mem.extra, total, est
@@ -96,6 +96,30 @@ def save_seconds(model, repeats=20):
     return float(np.median(times))
 
 
+def spark_seconds_per_iteration(X, k, iters):
+    """Seconds per iteration of Spark MLlib's GaussianMixture on local[2] (same data in
+    memory, cached), or None when pyspark cannot be imported."""
+    try:
+        from pyspark.ml.clustering import GaussianMixture as SparkGMM
+        from pyspark.ml.linalg import Vectors
+        from pyspark.sql import SparkSession
+    except ImportError:
+        print("Spark MLlib: pyspark is not importable here; skipped")
+        return None
+    spark = SparkSession.builder.master("local[2]").config("spark.driver.memory", "8g").getOrCreate()
+    try:
+        frame = spark.createDataFrame([(Vectors.dense(r),) for r in X], ["features"]).cache()
+        frame.count()
+        times = []
+        for n_iter in (1, 1 + iters):  # the difference leaves out initialisation and set-up
+            t0 = time.perf_counter()
+            SparkGMM(k=k, maxIter=n_iter, tol=0.0, seed=0).fit(frame)
+            times.append(time.perf_counter() - t0)
+        return (times[1] - times[0]) / iters
+    finally:
+        spark.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=1_000_000)
@@ -104,6 +128,8 @@ def main():
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--skip-sklearn", action="store_true")
+    parser.add_argument("--spark", action="store_true",
+                        help="also time Spark MLlib's GaussianMixture (needs pyspark and Java)")
     args = parser.parse_args()
 
     from sklearn.mixture import GaussianMixture as SKGaussianMixture
@@ -131,6 +157,11 @@ def main():
             args.iterations,
         )
     rows.append(("  + checkpoint/iter", saving))
+    weights = np.random.default_rng(1).gamma(2.0, size=n)
+    weighted = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations,
+                         sample_weight=weights)
+    rows.append(("  + sample_weight", weighted))
+    spark = spark_seconds_per_iteration(X, k, args.iterations) if args.spark else None
     if not args.skip_sklearn:
         ref = timed_fit(lambda **kw: SKGaussianMixture(**common, **kw), X, args.iterations)
         rows.append(("scikit-learn", ref))
@@ -139,6 +170,9 @@ def main():
     for name, (sec, extra, total, _) in rows:
         print(f"{name:20s} {sec:12.3f} {total:12.2f} {extra / 2**20:15.0f} {extra / X.nbytes:7.2f}")
     print(f"checkpoint overhead per iteration: {100 * (saving[0] / ours[0] - 1):+.1f}% (whole fits; noisy)")
+    print(f"sample_weight cost per iteration: {100 * (weighted[0] / ours[0] - 1):+.1f}%")
+    if spark is not None:
+        print(f"Spark MLlib local[2]: {spark:.3f} s/iteration, {spark / ours[0]:.2f}x daskgmm's")
     write = save_seconds(ours[3])
     print(f"one checkpoint write, timed alone: {1000 * write:.1f} ms (median of 20), "
           f"{100 * write / ours[0]:.1f}% of an iteration")

@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from .covariance import COVARIANCE_TYPES
+
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("daskgmm.cli")
@@ -46,8 +48,9 @@ def _csv(value: str | None):
     return None if value is None else [v for v in value.split(",") if v]
 
 
-def _open_data(path: str, args):
-    """The data argument as the estimator takes it: a Zarr path, or an xarray object."""
+def _open_data(path: str, args, exclude=()):
+    """The data argument as the estimator takes it: a Zarr path, or an xarray object
+    (a Dataset without the variables in ``exclude``)."""
     if getattr(args, "variable", None) or getattr(args, "dataset", False):
         import xarray as xr
 
@@ -62,7 +65,7 @@ def _open_data(path: str, args):
                 )
             return ds[args.variable]
         names = _csv(args.variables) or list(ds.data_vars)
-        return ds[names]
+        return ds[[n for n in names if n not in exclude]]
     return path
 
 
@@ -111,11 +114,14 @@ def _cmd_fit(args) -> int:
         persist=persist,
         **_estimator_xarray_options(args),
     )
-    data = _open_data(args.data, args)
+    weights = args.sample_weight
+    data = _open_data(args.data, args, exclude=[weights])
+    if weights is not None and not isinstance(data, str):  # a variable of the store
+        weights = _open_data(args.data, argparse.Namespace(variable=weights, dataset=False))
     with _cluster(args) as client:
         _announce(client)
         t0 = time.perf_counter()
-        gm.fit(data)
+        gm.fit(data, sample_weight=weights)
         elapsed = time.perf_counter() - t0
     logger.info(
         "fitted in %.1f s: %d iteration(s), converged=%s, lower bound %.6f",
@@ -285,13 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Fit a Gaussian mixture with EM; progress is logged per iteration.")
     fit.add_argument("data", metavar="DATA", help="Zarr array path or URL (store.zarr/name in a group)")
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K")
-    fit.add_argument("--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"])
+    fit.add_argument("--covariance-type", default="full", choices=list(COVARIANCE_TYPES))
     fit.add_argument("--init", default="k-means||",
                      choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
     fit.add_argument("--max-iter", type=int, default=100, metavar="N")
     fit.add_argument("--tol", type=float, default=1e-3)
     fit.add_argument("--reg-covar", type=float, default=1e-6)
     fit.add_argument("--n-init", type=_positive_int, default=1)
+    fit.add_argument("--sample-weight", metavar="PATH_OR_VARIABLE",
+                     help="weight of each row: a 1-D Zarr array (path or URL), or a variable "
+                          "of the store with --variable/--dataset")
     fit.add_argument("--random-state", type=int, default=None, metavar="S")
     fit.add_argument("--checkpoint", metavar="PATH",
                      help="Zarr checkpoint: saved during the fit, resumed from if it exists")

@@ -99,3 +99,27 @@ def test_help_everywhere(command):
 def test_demo_runs_on_threads():
     done = run("demo", "--cluster", "threads", "--n-samples", "20000")
     assert "adjusted Rand index against the true components: 1.0000" in done.stdout
+
+
+def test_fit_with_sample_weights_from_a_zarr_array_or_a_store_variable(data, tmp_path):
+    X, root = data
+    w = np.random.default_rng(0).integers(1, 4, size=len(X)).astype(float)
+    da.from_array(w, chunks=700).to_zarr(str(tmp_path / "w.zarr"))
+    done = run("fit", root / "data.zarr", "-k", 3, "--random-state", 0, "--sample-weight",
+               tmp_path / "w.zarr", "-o", tmp_path / "a.zarr")
+    want = daskgmm.GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    assert json.loads(done.stdout)["lower_bound"] == pytest.approx(want.lower_bound_, rel=1e-12)
+    import xarray as xr
+
+    ds = xr.Dataset({"a": ("row", X[:, 0]), "b": ("row", X[:, 1]), "c": ("row", X[:, 2]),
+                     "w": ("row", w)}).chunk({"row": 1000})
+    ds.to_zarr(tmp_path / "ds.zarr", consolidated=False)
+    done = run("fit", tmp_path / "ds.zarr", "--dataset", "-k", 3, "--random-state", 0,
+               "--sample-weight", "w", "-o", tmp_path / "b.zarr")
+    b = daskgmm.load(tmp_path / "b.zarr")
+    assert b.n_features_in_ == 3
+    assert json.loads(done.stdout)["lower_bound"] == pytest.approx(want.lower_bound_, rel=1e-10)
+    bad = run("fit", root / "data.zarr", "-k", 3, "--sample-weight", tmp_path / "nothing.zarr",
+              check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines()[-1].startswith("daskgmm: error: sample_weight=")
