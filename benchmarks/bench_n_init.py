@@ -35,11 +35,11 @@ def seconds_per_pass(path, k, covariance_type, n_init, iterations, cold):
     """Median seconds of one E-step pass of a streamed fit with ``n_init`` initialisations."""
     original, times = em.expectation, []
 
-    def timed(X, params, allow_missing=False):
+    def timed(X, params, *args, **kwargs):
         if cold:
             evict(path)
         t0 = time.perf_counter()
-        out = original(X, params, allow_missing)
+        out = original(X, params, *args, **kwargs)
         times.append((time.perf_counter() - t0, len(params)))
         return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from functools import partial
 from numbers import Integral, Real
 
 import dask
@@ -17,18 +16,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import checkpoint as ckpt
-from . import kernels
 from .covariance import COVARIANCE, COVARIANCE_TYPES
-from .data import Rows, as_rows, check_same_features, fingerprint, should_persist
-from .em import run_em
+from .data import Rows, as_rows, check_same_features, should_persist
 from .errors import ConvergenceWarning
-from .fitting import fit_initialisations
-from .init import INIT_METHODS, initial_parameters_given
+from .fitting import FitData, checkpoint_for, fit_gaussian_mixture
+from .init import INIT_METHODS
 from .params import GMMParams
-from .passes import compute
+from .passes import compute, map_rows
 from .progress import verbose_hooks
 from .validation import check_initial_parameters
-from .weights import SampleWeights, as_sample_weights, split_dataset_weights
+from .weights import as_sample_weights, split_dataset_weights
 
 __all__ = ["GaussianMixture", "load"]
 
@@ -287,17 +284,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
 
-    def _checkpointer(self, data, weights: SampleWeights | None) -> ckpt.Checkpoint | None:
-        if self.checkpoint is None:
-            return None
-        ignore = {"verbose", "verbose_interval", "checkpoint", "checkpoint_every",
-                  "checkpoint_overwrite", "persist"}
-        params = {k: v for k, v in self.get_params().items() if k not in ignore}
-        data_fingerprint = fingerprint(data)
-        data_fingerprint["sample_weight"] = None if weights is None else weights.fingerprint
-        identity = ckpt.fit_identity(params, data_fingerprint)
-        return ckpt.Checkpoint(self.checkpoint, identity=identity, overwrite=self.checkpoint_overwrite)
-
     def _fit(self, X, sample_weight=None) -> Rows:
         self._validate_params()
         X, sample_weight = split_dataset_weights(X, sample_weight)
@@ -317,54 +303,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             rows.n_features,
         )
         data = rows.array
-        allow_missing = self._allow_missing(rows)
         row_weights = None if weights is None else weights.for_fit
         if not rows.lazy or should_persist(data, self.persist):
-            if row_weights is None:
-                (data,) = dask.persist(data)
-            else:
-                data, row_weights = dask.persist(data, row_weights)
-        eps = float(np.finfo(data.dtype).eps)
+            data, row_weights = dask.persist(data, row_weights)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
-
-        initialise = partial(
-            initial_parameters_given,
-            data,
+        saver = None
+        if do_init and self.checkpoint is not None:
+            saver = checkpoint_for(self.checkpoint, self.get_params(), data, weights,
+                                   overwrite=self.checkpoint_overwrite)
+        best = fit_gaussian_mixture(
+            FitData(data, row_weights, self._allow_missing(rows)),
+            self.get_params(),
             given=init,
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            method=self.init_params,
-            random_state=random_state,
-            reg_covar=self.reg_covar,
-            eps=eps,
-            kmeans_parallel_options=dict(
-                n_rounds=self.init_rounds,
-                oversampling=self.init_oversampling,
-                lloyd_iter=self.init_lloyd_iter,
-            ),
-            allow_missing=allow_missing,
-            sample_weight=row_weights,
-        )
-        best = fit_initialisations(
             n_init=n_init,
-            max_iter=self.max_iter,
-            random_state=random_state,
-            initialise=lambda count: initialise(count=count),
-            run=partial(
-                run_em,
-                data,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                eps=eps,
-                allow_missing=allow_missing,
-                sample_weight=row_weights,
-            ),
+            random_state=check_random_state(self.random_state),
             warm=None if do_init else (self._params(), self.lower_bound_),
-            saver=self._checkpointer(data, weights) if do_init else None,
-            checkpoint_every=self.checkpoint_every,
+            saver=saver,
             hooks=verbose_hooks(self.verbose, self.verbose_interval, n_init),
         )
         if not best.converged and self.max_iter > 0:
@@ -421,40 +376,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- predict
 
-    _PER_ROW = {
-        # kind: (kernel, real-valued, one column per component)
-        "labels": (kernels.chunk_labels, False, False),
-        "proba": (kernels.chunk_responsibilities, True, True),
-        "score_samples": (kernels.chunk_score_samples, True, False),
-    }
-
     def _per_row(self, rows: Rows, kind: str, float64: bool = False) -> da.Array:
-        """A lazy per-row result (n,) or (n, K) over the rows of ``rows``.
-
-        Real values come in the dtype that the data and the model promote to, as
-        in scikit-learn (float32 for float32 data and model), or in float64 with
-        ``float64=True``. The kernels compute in float64 either way.
-        """
-        kernel, real, per_component = self._PER_ROW[kind]
-        dtype = np.dtype(np.float64) if real else np.dtype(np.int64)
-        out_dtype = dtype
-        if real and not float64:
-            out_dtype = np.result_type(rows.array.dtype, self.means_.dtype)
-        args = [
-            dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
-            for a in self._params().kernel_args
-        ]
-        X = rows.array
-        if per_component:
-            out = X.map_blocks(
-                kernel, *args, chunks=(X.chunks[0], (self.n_components,)), dtype=dtype,
-                meta=np.empty((0, 0), dtype=dtype),
-            )
-        else:
-            out = X.map_blocks(
-                kernel, *args, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
-            )
-        return out if out_dtype == dtype else out.astype(out_dtype)
+        """A lazy per-row result over the rows (see :func:`daskgmm.passes.map_rows`):
+        in the dtype that data and model promote to, as scikit-learn's, or float64."""
+        dtype = np.float64 if float64 else np.result_type(rows.array.dtype, self.means_.dtype)
+        return map_rows(rows.array, kind, self._params(), dtype)
 
     def _predict(self, X, kind: str):
         check_is_fitted(self)

@@ -16,14 +16,41 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+import dask.array as da
 import numpy as np
 
 from . import checkpoint as ckpt
-from .em import IterationInfo
+from .data import fingerprint
+from .em import IterationInfo, run_em
+from .init import initial_parameters_given
 from .params import EMResult, GMMParams
 
-__all__ = ["FitHooks", "fit_initialisations"]
+__all__ = ["FitData", "FitHooks", "checkpoint_for", "fit_gaussian_mixture", "fit_initialisations"]
+
+#: Estimator parameters that do not change the result of a fit (not checked on resume).
+_NOT_IN_IDENTITY = {"verbose", "verbose_interval", "checkpoint", "checkpoint_every",
+                    "checkpoint_overwrite", "persist"}
+
+
+@dataclass(frozen=True)
+class FitData:
+    """What a fit reads: the rows, their sample weights (None: unweighted), and
+    whether rows with NaN are left out (else they are an error)."""
+
+    X: da.Array
+    weights: da.Array | None = None
+    allow_missing: bool = False
+
+
+def checkpoint_for(path, estimator_params: dict, X: da.Array, weights, *, overwrite: bool):
+    """The :class:`~daskgmm.checkpoint.Checkpoint` of a fit: what it must match to be
+    resumed is the estimator parameters and the data (and sample weights)."""
+    params = {k: v for k, v in estimator_params.items() if k not in _NOT_IN_IDENTITY}
+    data = fingerprint(X)
+    data["sample_weight"] = None if weights is None else weights.fingerprint
+    return ckpt.Checkpoint(path, identity=ckpt.fit_identity(params, data), overwrite=overwrite)
 
 
 @dataclass
@@ -113,3 +140,59 @@ def fit_initialisations(
     best = _best(runs)
     save(runs, best)
     return runs[best]
+
+
+def fit_gaussian_mixture(
+    data: FitData,
+    params: dict,
+    *,
+    given: tuple,
+    n_init: int,
+    random_state: np.random.RandomState,
+    warm: tuple[GMMParams, float] | None = None,
+    saver: ckpt.Checkpoint | None = None,
+    hooks: FitHooks | None = None,
+) -> EMResult:
+    """The best of ``n_init`` EM runs over ``data`` with the estimator parameters
+    ``params`` (``GaussianMixture.get_params()``): initialisation by
+    ``init_params`` (with the user's ``given`` weights, means and precisions),
+    EM in lockstep, checkpoints."""
+    eps = float(np.finfo(data.X.dtype).eps)
+    initialise = partial(
+        initial_parameters_given,
+        data.X,
+        given=given,
+        n_components=params["n_components"],
+        covariance_type=params["covariance_type"],
+        method=params["init_params"],
+        random_state=random_state,
+        reg_covar=params["reg_covar"],
+        eps=eps,
+        kmeans_parallel_options=dict(
+            n_rounds=params["init_rounds"],
+            oversampling=params["init_oversampling"],
+            lloyd_iter=params["init_lloyd_iter"],
+        ),
+        allow_missing=data.allow_missing,
+        sample_weight=data.weights,
+    )
+    return fit_initialisations(
+        n_init=n_init,
+        max_iter=params["max_iter"],
+        random_state=random_state,
+        initialise=lambda count: initialise(count=count),
+        run=partial(
+            run_em,
+            data.X,
+            tol=params["tol"],
+            max_iter=params["max_iter"],
+            reg_covar=params["reg_covar"],
+            eps=eps,
+            allow_missing=data.allow_missing,
+            sample_weight=data.weights,
+        ),
+        warm=warm,
+        saver=saver,
+        checkpoint_every=params["checkpoint_every"],
+        hooks=hooks,
+    )

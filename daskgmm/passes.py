@@ -16,13 +16,15 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .params import StatsLayout, SufficientStatistics
+from . import kernels
+from .params import GMMParams, StatsLayout, SufficientStatistics
 
 __all__ = [
     "SPLIT_EVERY",
     "check_finite",
     "compute",
     "finite_rows",
+    "map_rows",
     "pass_statistics_many",
     "reduce_chunks",
     "summed_statistics",
@@ -148,3 +150,30 @@ def finite_rows(rows: np.ndarray, allow_missing: bool, weights=None):
     if weights is None:
         return rows if ok.all() else rows[ok]
     return (rows, weights) if ok.all() else (rows[ok], weights[ok])
+
+
+#: kind of per-row result: (chunk kernel, real-valued, one column per component)
+_PER_ROW = {
+    "labels": (kernels.chunk_labels, False, False),
+    "proba": (kernels.chunk_responsibilities, True, True),
+    "score_samples": (kernels.chunk_score_samples, True, False),
+}
+
+
+def map_rows(X: da.Array, kind: str, params: GMMParams, dtype) -> da.Array:
+    """A lazy per-row result of ``kind`` (labels, proba, score_samples) under ``params``:
+    (n,) or (n, K). The kernels compute in float64; real results are cast to
+    ``dtype`` (labels are int64)."""
+    kernel, real, per_component = _PER_ROW[kind]
+    computed = np.dtype(np.float64) if real else np.dtype(np.int64)
+    args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
+            for a in params.kernel_args]
+    if per_component:
+        out = X.map_blocks(kernel, *args, chunks=(X.chunks[0], (params.n_components,)),
+                           dtype=computed, meta=np.empty((0, 0), dtype=computed))
+    else:
+        out = X.map_blocks(kernel, *args, drop_axis=1, dtype=computed,
+                           meta=np.empty((0,), dtype=computed))
+    if real and np.dtype(dtype) != computed:
+        out = out.astype(dtype)
+    return out

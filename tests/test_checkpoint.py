@@ -187,12 +187,13 @@ def test_checkpoint_without_iterations_is_finished(tmp_path):
 def test_killed_during_the_first_write_starts_cleanly(zarr_data, tmp_path):
     """A checkpoint whose first state was never completed opens as empty, and the fit runs."""
     from daskgmm.checkpoint import Checkpoint
+    from daskgmm.fitting import checkpoint_for
 
     X = da.from_zarr(str(zarr_data))
     reference = fit(X)
     ckpt = tmp_path / "c.zarr"
     probe = GaussianMixture(**FIT, checkpoint=str(ckpt))
-    saver = probe._checkpointer(X)
+    saver = checkpoint_for(probe.checkpoint, probe.get_params(), X, None, overwrite=False)
     root = saver._root()  # what the first save writes first: the root, with its attributes
     half = root.create_group("state-00000001")
     half.create_array("weights", shape=(4,), dtype="f8")  # ...and then it was killed
