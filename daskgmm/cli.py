@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from .covariance import COVARIANCE_TYPES
+from .safety import check_apart, check_output, replace_atomically
 
 __all__ = ["build_parser", "main"]
 
@@ -114,6 +115,12 @@ def _cmd_fit(args) -> int:
         persist=persist,
         **_estimator_xarray_options(args),
     )
+    if args.checkpoint:
+        check_apart(args.checkpoint, {"input": args.data}, "--checkpoint")
+    if args.output:
+        check_apart(args.output, {"input": args.data, "checkpoint": args.checkpoint}, "-o/--output")
+        check_output(args.output, parameter="-o/--output", replaceable=("model",),
+                     overwrite=args.overwrite, how="pass --overwrite")
     weights = args.sample_weight
     data = _open_data(args.data, args, exclude=[weights])
     if weights is not None and not isinstance(data, str):  # a variable of the store
@@ -128,7 +135,7 @@ def _cmd_fit(args) -> int:
         elapsed, gm.n_iter_, gm.converged_, gm.lower_bound_,
     )
     if args.output:
-        gm.save(args.output)
+        gm.save(args.output, overwrite=args.overwrite)
         logger.info("model written to %s", args.output)
     np.set_printoptions(precision=4, suppress=True, linewidth=120)
     print(json.dumps(
@@ -143,21 +150,22 @@ def _cmd_fit(args) -> int:
     return 0
 
 
-def _write_zarr(result, path: str, overwrite: bool) -> None:
+def _write_zarr(result, path: str, overwrite: bool, kind: str) -> None:
+    """Write a per-row result, marked as daskgmm's output (so that it may be replaced)."""
     import dask.array as da
     import zarr
 
-    if not overwrite:
-        try:
-            zarr.open(store=path, mode="r")
-        except (FileNotFoundError, zarr.errors.NodeNotFoundError):
-            pass
+    check_output(path, parameter="-o/--output", replaceable=("labels", "probabilities"),
+                 overwrite=overwrite, how="pass --overwrite")
+
+    def write(where):
+        if hasattr(result, "to_dataset"):  # xarray
+            result.to_dataset().to_zarr(where, mode="w-", consolidated=False)
         else:
-            raise ValueError(f"{path} exists already; pass --overwrite to replace it")
-    if hasattr(result, "to_dataset"):  # xarray
-        result.to_dataset().to_zarr(path, mode="w" if overwrite else "w-", consolidated=False)
-    else:
-        da.to_zarr(result, path, overwrite=overwrite)
+            da.to_zarr(result, where)
+        zarr.open(store=where, mode="r+").attrs["daskgmm"] = {"kind": kind, "format": 1}
+
+    replace_atomically(path, write)
 
 
 def _cmd_predict(args) -> int:
@@ -165,6 +173,7 @@ def _cmd_predict(args) -> int:
 
     from .estimator import load
 
+    check_apart(args.output, {"input": args.data, "model": args.model}, "-o/--output")
     gm = load(args.model)
     for name, value in _estimator_xarray_options(args).items():
         if value is not None:
@@ -176,7 +185,8 @@ def _cmd_predict(args) -> int:
         if not isinstance(result, da.Array) and not hasattr(result, "to_dataset"):
             result = da.from_array(result)
         t0 = time.perf_counter()
-        _write_zarr(result, args.output, args.overwrite)
+        _write_zarr(result, args.output, args.overwrite,
+                    "probabilities" if args.proba else "labels")
     logger.info("%s written to %s in %.1f s", "probabilities" if args.proba else "labels",
                 args.output, time.perf_counter() - t0)
     return 0

@@ -7,6 +7,7 @@ __all__ = [
     "DaskGMMWarning",
     "EmptyComponentWarning",
     "NotFittedError",
+    "UnsafePathError",
 ]
 
 
@@ -16,3 +17,8 @@ class DaskGMMWarning(UserWarning):
 
 class EmptyComponentWarning(DaskGMMWarning):
     """A mixture component received (almost) no responsibility in an iteration."""
+
+
+class UnsafePathError(ValueError):
+    """daskgmm refuses to write at a path: it holds data that daskgmm did not write,
+    or it overlaps the input."""

@@ -24,6 +24,7 @@ from .init import INIT_METHODS
 from .params import GMMParams
 from .passes import compute, map_rows
 from .progress import verbose_hooks
+from .safety import check_output, replace_atomically
 from .validation import check_initial_parameters
 from .weights import as_sample_weights, split_dataset_weights
 
@@ -311,7 +312,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         saver = None
         if do_init and self.checkpoint is not None:
             saver = checkpoint_for(self.checkpoint, self.get_params(), data, weights,
-                                   overwrite=self.checkpoint_overwrite)
+                                   overwrite=self.checkpoint_overwrite,
+                                   source=X if isinstance(X, (str, os.PathLike)) else None)
         best = fit_gaussian_mixture(
             FitData(data, row_weights, self._allow_missing(rows)),
             self.get_params(),
@@ -450,9 +452,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- storage
 
-    def save(self, path) -> None:
-        """Write the fitted model to a Zarr group at ``path`` (arrays + JSON, no pickle)."""
+    def save(self, path, overwrite: bool = False) -> None:
+        """Write the fitted model to a Zarr group at ``path`` (arrays + JSON, no pickle).
+
+        ``path`` must be new or an empty folder; a daskgmm model there is replaced
+        with ``overwrite=True`` (written beside it, switched in, and only then the
+        old one removed); anything else there is refused (:class:`UnsafePathError`).
+        """
         check_is_fitted(self)
+        check_output(path, parameter="save path", replaceable=("model",), overwrite=overwrite,
+                     how="pass overwrite=True")
         fitted = {
             "n_features_in_": int(self.n_features_in_),
             "converged_": bool(self.converged_),
@@ -460,7 +469,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "lower_bounds_": [float(b) for b in self.lower_bounds_],
             "dtype": str(self.means_.dtype),
         }
-        ckpt.write_model(path, self._params(), self.get_params(), fitted)
+        replace_atomically(
+            path, lambda where: ckpt.write_model(where, self._params(), self.get_params(), fitted)
+        )
 
     @classmethod
     def _from_stored(cls, params: GMMParams, est_params: dict, fitted: dict) -> "GaussianMixture":
@@ -469,6 +480,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if k in cls._parameter_constraints and not isinstance(v, dict)
             and v != "RandomState instance"
         }
+        # a model from elsewhere must not name a path that a later fit would write to
+        simple.update(checkpoint=None, checkpoint_overwrite=False)
         gm = cls(**simple)
         gm._set_params_attributes(params, np.dtype(fitted.get("dtype", "float64")))
         gm.n_features_in_ = params.n_features

@@ -26,6 +26,7 @@ from .data import fingerprint
 from .em import IterationInfo, run_em
 from .init import initial_parameters_given
 from .params import EMResult, GMMParams
+from .safety import check_apart, check_output, what_is_at
 
 __all__ = ["FitData", "FitHooks", "checkpoint_for", "fit_gaussian_mixture", "fit_initialisations"]
 
@@ -44,9 +45,19 @@ class FitData:
     allow_missing: bool = False
 
 
-def checkpoint_for(path, estimator_params: dict, X: da.Array, weights, *, overwrite: bool):
+def checkpoint_for(path, estimator_params: dict, X: da.Array, weights, *, overwrite: bool,
+                   source=None):
     """The :class:`~daskgmm.checkpoint.Checkpoint` of a fit: what it must match to be
-    resumed is the estimator parameters and the data (and sample weights)."""
+    resumed is the estimator parameters and the data (and sample weights).
+
+    Checked before anything is read: ``path`` must be new, empty, a daskgmm
+    checkpoint (resumed, or replaced with ``overwrite``) or, with ``overwrite``,
+    a daskgmm model; and apart from the input's ``source`` path.
+    """
+    check_apart(path, {"input": source}, "checkpoint")
+    if what_is_at(path) != "checkpoint":
+        check_output(path, parameter="checkpoint", replaceable=("model",), overwrite=overwrite,
+                     how="pass checkpoint_overwrite=True")
     params = {k: v for k, v in estimator_params.items() if k not in _NOT_IN_IDENTITY}
     data = fingerprint(X)
     data["sample_weight"] = None if weights is None else weights.fingerprint

@@ -52,7 +52,7 @@ def test_fit_inspect_predict(data, tmp_path):
     run("predict", model, root / "data.zarr", "-o", labels)
     np.testing.assert_array_equal(zarr.open_array(str(labels))[:], same.predict(X))
     again = run("predict", model, root / "data.zarr", "-o", labels, check=False)
-    assert again.returncode == 2 and "exists already; pass --overwrite" in again.stderr
+    assert again.returncode == 2 and "holds daskgmm labels; pass --overwrite" in again.stderr
     run("predict", model, root / "data.zarr", "-o", tmp_path / "p.zarr", "--proba")
     np.testing.assert_allclose(zarr.open_array(str(tmp_path / "p.zarr"))[:], same.predict_proba(X))
 

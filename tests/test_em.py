@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 from daskgmm import GaussianMixture, em
-from daskgmm import estimator as estimator_module
+from daskgmm import fitting as fitting_module
 from daskgmm import init as init_module
 
 # Fixed iteration counts (tol=0) are the point of most tests here.
@@ -169,7 +169,7 @@ def test_initialisations_run_in_lockstep_with_one_read_per_iteration(covariance_
         return runs
 
     passes = []
-    with mock.patch.object(estimator_module, "run_em", spy):
+    with mock.patch.object(fitting_module, "run_em", spy):
         gm.fit(data)
     iterations = [r.n_iter for r in runs]
     assert len(runs) == 3 and len(set(iterations)) > 1  # they stop at different iterations

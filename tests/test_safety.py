@@ -1,0 +1,147 @@
+"""daskgmm never writes over what it did not write, nor into its input.
+
+Real files on disk; each user-owned path holds a sentinel that must survive.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from conftest import blobs
+
+import daskgmm
+from daskgmm import GaussianMixture
+from daskgmm.errors import UnsafePathError
+
+# short fits (max_iter=5) need not converge here
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "daskgmm.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def fitted():
+    return GaussianMixture(2, random_state=0, max_iter=5).fit(blobs(300, 2, 2)[0])
+
+
+def _notes(folder):
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my only copy")
+    return folder / "notes.txt"
+
+
+def _intact(sentinel):
+    assert sentinel.read_text() == "my only copy"
+
+
+def test_save_refuses_a_folder_it_did_not_write(fitted, tmp_path):
+    sentinel = _notes(tmp_path / "notes")
+    with pytest.raises(UnsafePathError, match="holds a folder of 1 entry that daskgmm did not write"):
+        fitted.save(tmp_path / "notes")
+    _intact(sentinel)
+    (tmp_path / "file").write_text("my only copy")
+    with pytest.raises(UnsafePathError, match="holds a file"):
+        fitted.save(tmp_path / "file")
+    _intact(tmp_path / "file")
+
+
+def test_save_refuses_a_zarr_store_of_data(fitted, tmp_path):
+    da.ones((10, 2), chunks=5).to_zarr(str(tmp_path / "data.zarr"))
+    with pytest.raises(UnsafePathError, match="holds a Zarr array that daskgmm did not write"):
+        fitted.save(tmp_path / "data.zarr", overwrite=True)
+    assert zarr.open(str(tmp_path / "data.zarr"), mode="r").shape == (10, 2)
+
+
+def test_a_model_is_replaced_only_when_asked_and_atomically(fitted, tmp_path):
+    path = tmp_path / "m.zarr"
+    fitted.save(path)
+    with pytest.raises(UnsafePathError, match="holds a daskgmm model; pass overwrite=True"):
+        fitted.save(path)
+    other = GaussianMixture(3, random_state=0, max_iter=5).fit(blobs(300, 2, 3)[0])
+    other.save(path, overwrite=True)
+    assert daskgmm.load(path).n_components == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zarr"]  # nothing left beside it
+
+
+def test_a_failed_replacement_leaves_the_old_model(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "m.zarr"
+    fitted.save(path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(daskgmm.checkpoint, "_write_params", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        fitted.save(path, overwrite=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(daskgmm.load(path).means_, fitted.means_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zarr"]
+
+
+def test_a_checkpoint_path_of_foreign_content_is_refused_even_with_overwrite(tmp_path):
+    sentinel = _notes(tmp_path / "notes")
+    X = blobs(300, 2, 2)[0]
+    for overwrite in (False, True):
+        gm = GaussianMixture(2, checkpoint=str(tmp_path / "notes"), checkpoint_overwrite=overwrite)
+        with pytest.raises(UnsafePathError, match="checkpoint: .* did not write"):
+            gm.fit(X)
+    _intact(sentinel)
+
+
+def test_a_checkpoint_inside_or_around_the_input_is_refused(tmp_path):
+    X = da.from_array(blobs(300, 2, 2)[0], chunks=100)
+    X.to_zarr(str(tmp_path / "data.zarr"))
+    for where in (tmp_path / "data.zarr", tmp_path / "data.zarr" / "ckpt", tmp_path):
+        gm = GaussianMixture(2, checkpoint=str(where), checkpoint_overwrite=True)
+        with pytest.raises(UnsafePathError, match="an output must be apart from the input"):
+            gm.fit(str(tmp_path / "data.zarr"))
+    assert zarr.open(str(tmp_path / "data.zarr"), mode="r").shape == (300, 2)
+
+
+def test_loaded_models_carry_no_checkpoint_path(fitted, tmp_path):
+    gm = GaussianMixture(2, random_state=0, max_iter=5, checkpoint=str(tmp_path / "c.zarr"))
+    gm.fit(blobs(300, 2, 2)[0]).save(tmp_path / "m.zarr")
+    assert daskgmm.load(tmp_path / "m.zarr").checkpoint is None
+
+
+def test_cli_fit_refuses_to_write_its_model_over_its_input_or_a_folder(tmp_path):
+    X = da.from_array(blobs(600, 2, 2)[0], chunks=200)
+    X.to_zarr(str(tmp_path / "data.zarr"))
+    sentinel = _notes(tmp_path / "notes")
+    for out in (tmp_path / "data.zarr", tmp_path / "notes"):
+        done = run("fit", tmp_path / "data.zarr", "-k", 2, "-o", out, "--overwrite")
+        assert done.returncode == 2, done.stderr
+        assert "daskgmm: error: -o/--output" in done.stderr.splitlines()[-1]
+    _intact(sentinel)
+    assert zarr.open(str(tmp_path / "data.zarr"), mode="r").shape == (600, 2)
+    done = run("fit", tmp_path / "data.zarr", "-k", 2, "--checkpoint", tmp_path / "data.zarr")
+    assert done.returncode == 2 and "apart from the input" in done.stderr
+
+
+def test_cli_predict_refuses_to_write_over_its_input(tmp_path, fitted):
+    X = da.from_array(blobs(600, 2, 2)[0], chunks=200)
+    X.to_zarr(str(tmp_path / "data.zarr"))
+    fitted.save(tmp_path / "m.zarr")
+    for out in (tmp_path / "data.zarr", tmp_path / "m.zarr"):
+        done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", out, "--overwrite")
+        assert done.returncode == 2, done.stderr
+        assert "apart from the" in done.stderr
+    np.testing.assert_array_equal(zarr.open(str(tmp_path / "data.zarr"), mode="r")[...], X.compute())
+    done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "labels.zarr")
+    assert done.returncode == 0, done.stderr
+    again = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "labels.zarr",
+                "--overwrite")
+    assert again.returncode == 0, again.stderr  # its own output may be replaced
+    sentinel = _notes(tmp_path / "notes")
+    done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "notes",
+               "--overwrite")
+    assert done.returncode == 2 and "did not write" in done.stderr
+    _intact(sentinel)
