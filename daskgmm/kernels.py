@@ -95,6 +95,14 @@ class _Model:
         self.n_components, self.n_features = means.shape
         self.cov = COVARIANCE[covariance_type]
         self.means = means.astype(dtype, copy=False)
+        # what centring on the means in the data's dtype adds (the accumulator removes it)
+        self.rounding = self.means.astype(np.float64) - means
+        # ... and its terms in the distances (x - m = (x - c) + rounding):
+        # |x - m|_P^2 = |x - c|_P^2 + 2 (x - c)^T P rounding + rounding^T P rounding
+        self.correction = None
+        if self.rounding.any():
+            p_r = self.cov.precision_times(precisions_cholesky, self.rounding)
+            self.correction = (p_r.astype(dtype), np.einsum("kd,kd->k", self.rounding, p_r))
         self.pc = np.asarray(precisions_cholesky, dtype=np.float64).astype(dtype, copy=False)
         with np.errstate(divide="ignore"):
             log_w = np.log(np.asarray(weights, dtype=np.float64))
@@ -126,6 +134,10 @@ class _Model:
             return wlp, work
         work = _centred(block, self.means, ws)
         wlp[...] = self.cov.mahalanobis(work, self.pc, ws)
+        if self.correction is not None:
+            p_r, const = self.correction
+            wlp += 2.0 * np.matmul(work, p_r[:, :, None])[:, :, 0]
+            wlp += const[:, None]
         wlp *= -0.5
         wlp += self.offset[:, None]
         return wlp, work
@@ -170,9 +182,10 @@ def as_2d(block):
 class Accumulator:
     """The flat statistics row of one chunk, and views of its parts."""
 
-    def __init__(self, n_components, n_features, covariance_type, expanded=None):
+    def __init__(self, n_components, n_features, covariance_type, expanded=None, offset=None):
         self.cov = COVARIANCE[covariance_type]
         self.expanded = expanded
+        self.offset = offset  # centres actually used less those reported, (K, D) float64
         self.sums = None if expanded is None else expanded.new_sums()
         layout = StatsLayout(n_components, n_features, covariance_type)
         self.out = np.zeros(layout.size, dtype=np.float64)
@@ -229,6 +242,10 @@ class Accumulator:
     def result(self, n_rows):
         if self.expanded is not None:
             self.nk[...], self.sk[...], self.Sk[...] = self.expanded.finish(self.sums)
+        elif self.offset is not None and self.offset.any():
+            # centred on the means rounded to the data's dtype: move to the means, exactly
+            self.cov.shift_second_moment(self.Sk, self.nk, self.sk, self.offset)
+            self.sk += self.nk[:, None] * self.offset
         self.out[1] = n_rows
         return self.out[None, :]
 
@@ -254,7 +271,8 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
-    acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded)
+    acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded,
+                      model.rounding)
     step = model.block_rows
     ws = Workspace()
     for start in range(0, block.shape[0], step):
@@ -290,8 +308,8 @@ def chunk_random_statistics(block, centers, covariance_type, seed, sample_weight
     centers = np.asarray(centers, dtype=np.float64)
     k, d = centers.shape
     row0 = block_info[0]["array-location"][0][0] if block_info else 0
-    acc = Accumulator(k, d, covariance_type)
     c = centers.astype(block.dtype, copy=False)
+    acc = Accumulator(k, d, covariance_type, offset=c.astype(np.float64) - centers)
     step = _block_rows(k, d)
     ws = Workspace()
     for start in range(0, block.shape[0], step):

@@ -131,6 +131,14 @@ class Expansion(ABC):
     @abstractmethod
     def features(self, block, ws) -> np.ndarray: ...
 
+    def linear_features(self, block, ws) -> np.ndarray:
+        """``[x~, 1]``, (D + 1, rows) float64: the features of full and tied models."""
+        d = block.shape[1]
+        f = ws("features", (d + 1, block.shape[0]))
+        np.subtract(block.T, self.shift[:, None], out=f[:d])
+        f[d] = 1.0
+        return f
+
     @abstractmethod
     def log_prob(self, features, ws, out) -> np.ndarray: ...
 
@@ -221,6 +229,16 @@ class CovarianceType(ABC):
     @abstractmethod
     def second_moment(self, diff, r_t, ws) -> np.ndarray:
         """``sum_n r_nk (x_n - m_k)(x_n - m_k)^T`` in this type's layout."""
+
+    @abstractmethod
+    def precision_times(self, precisions_cholesky, vectors) -> np.ndarray:
+        """``P_k v_k`` for each component: (K, D) float64."""
+
+    @abstractmethod
+    def shift_second_moment(self, Sk, nk, sk, delta) -> None:
+        """Move ``Sk`` (and its ``sk = sum r (x - c_k)``, ``nk``) from centres ``c_k``
+        to ``c_k - delta_k``, exactly, in place:
+        ``S += s delta^T + delta s^T + N delta delta^T`` in this type's layout."""
 
     @abstractmethod
     def add_own_second_moment(self, Sk, k: int, own, weighted) -> None:

@@ -133,6 +133,13 @@ class Diagonal(CovarianceType):
         np.square(diff, out=wd)
         return np.matmul(r_t[:, None, :], wd)[:, 0, :]
 
+    def precision_times(self, precisions_cholesky, vectors):
+        p = self.precisions(precisions_cholesky)
+        return (p[:, None] if self.spherical else p) * vectors
+
+    def shift_second_moment(self, Sk, nk, sk, delta):
+        Sk += 2.0 * delta * sk + nk[:, None] * np.square(delta)
+
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk[k] += np.einsum("nd,nd->d", weighted, own)
 

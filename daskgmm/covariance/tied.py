@@ -44,12 +44,7 @@ class _TiedExpansion(Expansion):
         coef[:, -1] += offset
         return cls(shift, delta, pc, coef)
 
-    def features(self, block, ws):
-        d = block.shape[1]
-        f = ws("features", (d + 1, block.shape[0]))
-        np.subtract(block.T, self.shift[:, None], out=f[:d])
-        f[d] = 1.0
-        return f
+    features = Expansion.linear_features
 
     def log_prob(self, features, ws, out):
         d = self.delta.shape[1]
@@ -136,6 +131,13 @@ class Tied(CovarianceType):
         np.multiply(diff, r_t[:, :, None], out=wd)
         k, b, d = diff.shape
         return np.dot(wd.reshape(k * b, d).T, diff.reshape(k * b, d))
+
+    def precision_times(self, precisions_cholesky, vectors):
+        return np.dot(vectors, self.precisions(precisions_cholesky))
+
+    def shift_second_moment(self, Sk, nk, sk, delta):
+        cross = np.dot(sk.T, delta)
+        Sk += cross + cross.T + np.dot(delta.T * nk, delta)
 
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk += np.dot(weighted.T, own)
