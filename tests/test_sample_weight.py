@@ -50,7 +50,7 @@ def test_integer_weights_equal_repeated_rows(covariance_type, scheduler):
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
-def test_zero_weights_equal_rows_left_out(covariance_type):
+def test_zero_weights_equal_rows_left_out(covariance_type, scheduler):
     X = blobs(600, 3, 3, seed=2)[0]
     keep = np.random.default_rng(1).random(600) < 0.7
     kw = dict(covariance_type=covariance_type, max_iter=15, tol=0, **_start(X, covariance_type))
@@ -59,7 +59,7 @@ def test_zero_weights_equal_rows_left_out(covariance_type):
     _assert_same_model(weighted, kept, rtol=1e-10)
 
 
-def test_weights_do_not_depend_on_the_chunking():
+def test_weights_do_not_depend_on_the_chunking(scheduler):
     X = blobs(1000, 3, 3, seed=3)[0]
     w = np.random.default_rng(2).gamma(2.0, size=1000)
     fits = [
