@@ -19,6 +19,7 @@ from checkpoint_worker import FIT, fit
 from conftest import blobs
 
 import daskgmm
+from daskgmm.errors import UnsafePathError
 from daskgmm import CheckpointError, CheckpointMismatchError, GaussianMixture
 
 WORKER = pathlib.Path(__file__).with_name("checkpoint_worker.py")
@@ -172,8 +173,9 @@ def test_foreign_or_missing_groups_give_clear_errors(tmp_path):
         daskgmm.load(tmp_path / "foreign.zarr")
     with pytest.raises(CheckpointError, match="no daskgmm checkpoint or model"):
         daskgmm.load(tmp_path / "missing.zarr")
-    with pytest.raises(CheckpointError, match="not a daskgmm checkpoint"):
+    with pytest.raises(UnsafePathError, match="holds a Zarr group that daskgmm did not write"):
         GaussianMixture(2, checkpoint=str(tmp_path / "foreign.zarr")).fit(blobs(100, 2, 2)[0])
+    assert zarr.open_group(str(tmp_path / "foreign.zarr"), mode="r").attrs["something"] == 1
 
 
 def test_checkpoint_without_iterations_is_finished(tmp_path):
