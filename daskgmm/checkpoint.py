@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 
 from ._version import __version__
+from .covariance import COVARIANCE
 from .params import EMResult, GMMParams
 
 __all__ = [
@@ -106,9 +107,55 @@ def _write_params(group, params: GMMParams) -> dict:
     return {n: _write_array(group, n, getattr(params, n)) for n in _PARAM_ARRAYS}
 
 
-def _read_params(group, digests: dict, covariance_type: str, where: str) -> GMMParams:
+def _dimensions(est_params: dict, n_features, where: str) -> tuple[str, int, int]:
+    """``(covariance_type, n_components, n_features)`` as recorded, checked."""
+    cov_type = est_params.get("covariance_type") if isinstance(est_params, dict) else None
+    k = est_params.get("n_components") if isinstance(est_params, dict) else None
+    if cov_type not in COVARIANCE:
+        raise CheckpointError(f"{where}: covariance_type {cov_type!r} is not one of {list(COVARIANCE)}")
+    for name, value in (("n_components", k), ("n_features", n_features)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CheckpointError(f"{where}: {name} {value!r} is not a positive integer")
+    return cov_type, k, n_features
+
+
+def _expected_shapes(covariance_type: str, k: int, d: int, prefix: str = "") -> dict:
+    shape = COVARIANCE[covariance_type].shape(k, d)
+    return {prefix + "weights": (k,), prefix + "means": (k, d),
+            prefix + "covariances": shape, prefix + "precisions_cholesky": shape}
+
+
+def _check_values(params: GMMParams, where: str) -> GMMParams:
+    """Refuse parameters that no fit can have produced (a damaged or forged file)."""
+    for name in _PARAM_ARRAYS:
+        if not np.isfinite(getattr(params, name)).all():
+            raise CheckpointError(f"{where}: {name} holds NaN or infinite values")
+    w = params.weights
+    # (a fit stopped at its initialisation by 'k-means++' has weights 1/n, summing below 1)
+    if (w < 0).any() or not 0.0 < w.sum() <= 1.0 + 1e-6:
+        raise CheckpointError(
+            f"{where}: weights are not on the simplex (min {w.min():g}, sum {w.sum():.6g})"
+        )
+    if (params.cov.cholesky_diagonal(params.precisions_cholesky) <= 0).any():
+        raise CheckpointError(f"{where}: precisions_cholesky is not positive definite")
+    return params
+
+
+def _read_params(group, digests: dict, covariance_type: str, k: int, d: int, where: str) -> GMMParams:
+    """The parameter arrays, their shapes and dtypes checked before any is read."""
+    for name, shape in _expected_shapes(covariance_type, k, d).items():
+        try:
+            node = group[name]
+            found, dtype = tuple(node.shape), np.dtype(node.dtype)
+        except Exception:  # noqa: BLE001 - missing or not an array
+            raise CheckpointError(f"{where}: array {name!r} is missing") from None
+        if found != shape or dtype.kind != "f":
+            raise CheckpointError(
+                f"{where}: array {name!r} has shape {found} and dtype {dtype}, expected {shape} "
+                "floats for the model's n_components and n_features"
+            )
     values = {n: _read_array(group, n, digests[n], where) for n in _PARAM_ARRAYS}
-    return _params_from(values, covariance_type)
+    return _check_values(_params_from(values, covariance_type), where)
 
 
 # ---------------------------------------------------------------------------
@@ -186,8 +233,21 @@ class Checkpoint:
         current = meta.get("current")
         if current is None:
             return None
-        self._seq = int(current.split("-")[1])
-        return _read_state(root[current], f"{self.path!s}/{current}", self.identity["params"]["covariance_type"])
+        where = f"{self.path!s}/{current}"
+        how = " (pass checkpoint_overwrite=True to start the fit over)"
+        try:
+            self._seq = int(str(current).split("-")[1])
+            dims = _dimensions(
+                self.identity["params"], self.identity["data"]["shape"][1], str(self.path)
+            )
+            return _read_state(root[current], where, *dims)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}{how}") from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # a damaged structure: a missing state, runs or layout, a best out of range
+            raise CheckpointError(
+                f"{where}: the checkpoint is damaged ({type(exc).__name__}: {exc}){how}"
+            ) from None
 
     def save(self, state: FitState) -> None:
         root = self._root()
@@ -255,27 +315,43 @@ def _write_state(root, name: str, state: FitState) -> None:
     _write_array(group, "state", vec)
 
 
-def _read_state(group, where: str, covariance_type: str) -> FitState:
+def _read_state(group, where: str, covariance_type: str, k: int, d: int) -> FitState:
+    """A state, its layout checked against the fit's shapes before anything is read
+    (so that a small file cannot declare a huge array)."""
     s = group.attrs.get("daskgmm_state")
     if not isinstance(s, dict):
         raise CheckpointError(f"{where}: state attributes are missing")
-    arrays = _unpack(_read_array(group, "state", s["digest"], where), s["layout"])
+    runs_meta, layout = s["runs"], s["layout"]
+    expected = {"rng_keys": (624,)}
+    for j in range(len(runs_meta)):
+        expected.update(_expected_shapes(covariance_type, k, d, prefix=f"run{j}_"))
+    declared = {name: tuple(shape) for name, (_, shape) in layout.items()}
+    if declared != expected:
+        raise CheckpointError(f"{where}: the state's layout does not match the fit's shapes")
+    size = sum(math.prod(shape) for shape in expected.values())
+    if tuple(group["state"].shape) != (size,):
+        raise CheckpointError(f"{where}: the state array has shape {group['state'].shape}, "
+                              f"expected ({size},)")
+    arrays = _unpack(_read_array(group, "state", s["digest"], where), layout)
     runs = [
         EMResult(
-            _params_from(arrays, covariance_type, prefix=f"run{j}_"),
-            list(r["lower_bounds"]),
+            _check_values(_params_from(arrays, covariance_type, prefix=f"run{j}_"), where),
+            [float(b) for b in r["lower_bounds"]],
             int(r["n_iter"]),
             bool(r["converged"]),
         )
-        for j, r in enumerate(s["runs"])
+        for j, r in enumerate(runs_meta)
     ]
+    best = s["best"]
+    if best is not None and not 0 <= int(best) < len(runs):
+        raise CheckpointError(f"{where}: best run {best!r} is out of range ({len(runs)} runs)")
     name, pos, has_gauss, cached = s["rng"]
     keys = arrays["rng_keys"].astype(np.uint32)
     return FitState(
         runs=runs,
         rng_state=(name, keys, pos, has_gauss, cached),
         status=s["status"],
-        best=s["best"],
+        best=best,
     )
 
 
@@ -355,8 +431,14 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         return best.params, meta["identity"]["params"], fitted
     if meta["kind"] != "model":
         raise CheckpointError(f"{path!s} holds an unknown daskgmm object {meta['kind']!r}")
-    cov_type = meta["params"]["covariance_type"]
-    return _read_params(root, meta["digests"], cov_type, str(path)), meta["params"], meta["fitted"]
+    fitted = meta.get("fitted")
+    if not isinstance(fitted, dict) or not isinstance(meta.get("digests"), dict):
+        raise CheckpointError(f"{path!s}: the model's attributes are incomplete")
+    if fitted.get("dtype", "float64") not in ("float32", "float64"):
+        raise CheckpointError(f"{path!s}: dtype {fitted.get('dtype')!r} is not float32 or float64")
+    cov_type, k, d = _dimensions(meta.get("params"), fitted.get("n_features_in_"), str(path))
+    params = _read_params(root, meta["digests"], cov_type, k, d, str(path))
+    return params, meta["params"], fitted
 
 
 def inspect(path) -> dict:

@@ -145,3 +145,59 @@ def test_cli_predict_refuses_to_write_over_its_input(tmp_path, fitted):
                "--overwrite")
     assert done.returncode == 2 and "did not write" in done.stderr
     _intact(sentinel)
+
+
+def _forge(path, **changes):
+    """Rewrite a saved model's arrays (with matching checksums) and attributes."""
+    from daskgmm.checkpoint import _digest
+
+    root = zarr.open_group(str(path), mode="r+")
+    meta = dict(root.attrs["daskgmm"])
+    for name, value in changes.items():
+        if name in ("weights", "means", "covariances", "precisions_cholesky"):
+            value = np.asarray(value)
+            del root[name]
+            arr = root.create_array(name, shape=value.shape, dtype=value.dtype, chunks=value.shape)
+            arr[...] = value
+            meta["digests"] = dict(meta["digests"], **{name: _digest(value)})
+        else:
+            meta["fitted"] = dict(meta["fitted"], **{name: value})
+    root.attrs["daskgmm"] = meta
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(weights=[np.nan, 1.0]), "weights holds NaN"),
+        (dict(weights=[-0.5, 1.5]), "weights are not on the simplex"),
+        (dict(means=np.full((2, 2), np.nan)), "means holds NaN"),
+        (dict(precisions_cholesky=-np.stack([np.eye(2)] * 2)), "not positive definite"),
+        (dict(weights=np.ones(3) / 3), r"array 'weights' has shape \(3,\) .* expected \(2,\)"),
+        (dict(weights=np.array([0, 1], dtype=np.int8)), "dtype int8, expected"),
+        (dict(dtype="int8"), "dtype 'int8' is not float32 or float64"),
+        (dict(n_features_in_=200_000_000), r"array 'means' has shape \(2, 2\)"),
+    ],
+)
+def test_damaged_or_forged_models_are_refused(fitted, tmp_path, change, message):
+    fitted.save(tmp_path / "m.zarr")
+    _forge(tmp_path / "m.zarr", **change)
+    with pytest.raises(daskgmm.CheckpointError, match=message):
+        daskgmm.load(tmp_path / "m.zarr")
+
+
+def test_a_damaged_checkpoint_structure_gives_checkpoint_error(tmp_path):
+    X = blobs(300, 2, 2)[0]
+    path = tmp_path / "c.zarr"
+    GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
+    root = zarr.open_group(str(path), mode="r+")
+    meta = dict(root.attrs["daskgmm"])
+    state = root[meta["current"]]
+    attrs = dict(state.attrs["daskgmm_state"])
+    for damage in ({"best": 7}, {"runs": None}, {"layout": {"weights": [0, [10**9]]}}):
+        state.attrs["daskgmm_state"] = attrs | damage
+        with pytest.raises(daskgmm.CheckpointError, match="checkpoint_overwrite=True"):
+            GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
+    state.attrs["daskgmm_state"] = attrs
+    root.attrs["daskgmm"] = meta | {"current": "state-99999999"}
+    with pytest.raises(daskgmm.CheckpointError, match="damaged"):
+        GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)

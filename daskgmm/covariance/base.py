@@ -191,6 +191,11 @@ class CovarianceType(ABC):
     def precision_cholesky_from_precisions(self, precisions) -> np.ndarray: ...
 
     @abstractmethod
+    def cholesky_diagonal(self, precisions_cholesky) -> np.ndarray:
+        """The diagonal entries of the precision Cholesky factors (all positive for
+        positive-definite precisions)."""
+
+    @abstractmethod
     def precisions(self, precisions_cholesky) -> np.ndarray: ...
 
     @abstractmethod

@@ -78,6 +78,9 @@ class Diagonal(CovarianceType):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * (1 if self.spherical else n_features)
 
+    def cholesky_diagonal(self, precisions_cholesky):
+        return np.asarray(precisions_cholesky)
+
     def log_det_cholesky(self, precisions_cholesky, n_features):
         log_pc = np.log(np.asarray(precisions_cholesky, dtype=np.float64))
         return n_features * log_pc if self.spherical else log_pc.sum(axis=1)

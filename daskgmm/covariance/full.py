@@ -33,9 +33,12 @@ class Full(CovarianceType):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) / 2.0
 
+    def cholesky_diagonal(self, precisions_cholesky):
+        return np.diagonal(precisions_cholesky, axis1=1, axis2=2)
+
     def log_det_cholesky(self, precisions_cholesky, n_features):
         pc = np.asarray(precisions_cholesky, dtype=np.float64)
-        return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+        return np.log(self.cholesky_diagonal(pc)).sum(axis=1)
 
     def precision_cholesky(self, covariances, reg_covar=None):
         cov = np.asarray(covariances, dtype=np.float64)

@@ -88,8 +88,11 @@ class Tied(CovarianceType):
     def n_covariance_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) / 2.0
 
+    def cholesky_diagonal(self, precisions_cholesky):
+        return np.diag(precisions_cholesky)
+
     def log_det_cholesky(self, precisions_cholesky, n_features):
-        return np.log(np.diag(np.asarray(precisions_cholesky, dtype=np.float64))).sum()
+        return np.log(self.cholesky_diagonal(np.asarray(precisions_cholesky, dtype=np.float64))).sum()
 
     def precision_cholesky(self, covariances, reg_covar=None):
         cov = np.asarray(covariances, dtype=np.float64)
