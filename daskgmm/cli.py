@@ -360,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(-1 if args.quiet else args.verbose)
+    if args.quiet:  # -q: no warnings about convergence either, only errors
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -235,6 +235,25 @@ _RESULT_NAMES = {
 }
 
 
+def _check_dataset_variables(ds, variables, name, sample_dims) -> None:
+    """Every variable of a Dataset is a feature over the same sample dimensions:
+    refuse what would otherwise be broadcast into an outer product, and values
+    that are not numbers."""
+    for v in variables:
+        if ds[v].dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name}: variable {v!r} holds {ds[v].dtype} values, not numbers; "
+                "drop it (ds.drop_vars) or pick the feature variables"
+            )
+    want = set([sample_dims] if isinstance(sample_dims, str) else sample_dims or ds[variables[0]].dims)
+    odd = {v: ds[v].dims for v in variables if set(ds[v].dims) != want}
+    if odd:
+        raise ValueError(
+            f"{name}: the feature variables must all be over the sample dimensions "
+            f"{tuple(sorted(want))}, but " + ", ".join(f"{v!r} is over {d}" for v, d in odd.items())
+        )
+
+
 def _xarray_rows(X, name, sample_dims, feature_dim) -> Rows:
     xr = _xarray()
     feature_names = None
@@ -242,6 +261,7 @@ def _xarray_rows(X, name, sample_dims, feature_dim) -> Rows:
         variables = list(X.data_vars)
         if not variables:
             raise ValueError(f"{name} is an xarray.Dataset without data variables")
+        _check_dataset_variables(X, variables, name, sample_dims)
         feature_names = tuple(str(v) for v in variables)
         feature_dim = "variable"
         X = X[variables].to_dataarray(dim=feature_dim)

@@ -123,3 +123,11 @@ def test_fit_with_sample_weights_from_a_zarr_array_or_a_store_variable(data, tmp
               check=False)
     assert bad.returncode == 2
     assert bad.stderr.splitlines()[-1].startswith("daskgmm: error: sample_weight=")
+
+
+def test_quiet_silences_convergence_warnings(data, tmp_path):
+    X, root = data
+    loud = run("fit", root / "data.zarr", "-k", 3, "--max-iter", 1, "--random-state", 0)
+    assert "ConvergenceWarning" in loud.stderr
+    quiet = run("-q", "fit", root / "data.zarr", "-k", 3, "--max-iter", 1, "--random-state", 0)
+    assert quiet.returncode == 0 and quiet.stderr == ""

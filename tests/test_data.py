@@ -183,3 +183,19 @@ def test_results_written_to_zarr_chunk_by_chunk_read_back_equal(zarr_path, tmp_p
     back = xr.open_zarr(str(tmp_path / "map.zarr"), consolidated=False)["label"]
     np.testing.assert_array_equal(back.values, gm.predict(cube).values)
     np.testing.assert_array_equal(back["lat"], cube["lat"])
+
+
+def test_dataset_variables_over_different_dimensions_or_not_numbers_are_refused():
+    import xarray as xr
+
+    from daskgmm.data import as_rows
+
+    ds = xr.Dataset({"a": ("t", np.arange(4.0)), "b": ("s", np.arange(3.0))})
+    with pytest.raises(ValueError, match=r"must all be over the sample dimensions \('t',\), but 'b' is over \('s',\)"):
+        as_rows(ds)
+    ds = xr.Dataset({"a": ("t", np.arange(4.0)), "when": ("t", np.array(["2020-01-01"] * 4, dtype="datetime64[ns]"))})
+    with pytest.raises(ValueError, match="variable 'when' holds datetime64"):
+        as_rows(ds)
+    ds = xr.Dataset({"a": ("t", np.arange(4.0)), "name": ("t", np.array(list("wxyz")))})
+    with pytest.raises(ValueError, match="variable 'name' holds <U1"):
+        as_rows(ds)
