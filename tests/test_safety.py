@@ -201,3 +201,30 @@ def test_a_damaged_checkpoint_structure_gives_checkpoint_error(tmp_path):
     root.attrs["daskgmm"] = meta | {"current": "state-99999999"}
     with pytest.raises(daskgmm.CheckpointError, match="damaged"):
         GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 200 KiB tmpfs (needs root and mount; skipped, saying why, elsewhere)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_replacing_a_model_on_a_full_disk_keeps_the_old_one(fitted, small_disk):
+    path = small_disk / "m.zarr"
+    fitted.save(path)
+    big = GaussianMixture(20, max_iter=1, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(2000, 30))
+    )
+    with pytest.raises(OSError):
+        big.save(path, overwrite=True)  # 20 x 30 x 30 covariances do not fit in 200 KiB
+    np.testing.assert_array_equal(daskgmm.load(path).means_, fitted.means_)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["m.zarr"]
