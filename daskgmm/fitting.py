@@ -14,6 +14,7 @@ random draws, same parameters), so its result is bitwise the same.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -187,23 +188,26 @@ def fit_gaussian_mixture(
         allow_missing=data.allow_missing,
         sample_weight=data.weights,
     )
-    return fit_initialisations(
-        n_init=n_init,
+    run = partial(
+        run_em,
+        data.X,
+        tol=params["tol"],
         max_iter=params["max_iter"],
-        random_state=random_state,
-        initialise=lambda count: initialise(count=count),
-        run=partial(
-            run_em,
-            data.X,
-            tol=params["tol"],
-            max_iter=params["max_iter"],
-            reg_covar=params["reg_covar"],
-            eps=eps,
-            allow_missing=data.allow_missing,
-            sample_weight=data.weights,
-        ),
-        warm=warm,
-        saver=saver,
-        checkpoint_every=params["checkpoint_every"],
-        hooks=hooks,
+        reg_covar=params["reg_covar"],
+        eps=eps,
+        allow_missing=data.allow_missing,
+        sample_weight=data.weights,
     )
+    # one writer per checkpoint, for the whole fit
+    with ckpt.writer_lock(saver.path) if saver is not None else contextlib.nullcontext():
+        return fit_initialisations(
+            n_init=n_init,
+            max_iter=params["max_iter"],
+            random_state=random_state,
+            initialise=lambda count: initialise(count=count),
+            run=run,
+            warm=warm,
+            saver=saver,
+            checkpoint_every=params["checkpoint_every"],
+            hooks=hooks,
+        )

@@ -6,6 +6,7 @@ Real files on disk; each user-owned path holds a sentinel that must survive.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import dask.array as da
@@ -228,3 +229,24 @@ def test_replacing_a_model_on_a_full_disk_keeps_the_old_one(fitted, small_disk):
         big.save(path, overwrite=True)  # 20 x 30 x 30 covariances do not fit in 200 KiB
     np.testing.assert_array_equal(daskgmm.load(path).means_, fitted.means_)
     assert sorted(p.name for p in small_disk.iterdir()) == ["m.zarr"]
+
+
+def test_one_writer_per_checkpoint_and_a_stale_lock_is_taken_over(tmp_path):
+    import os
+    import signal
+
+    X = blobs(300, 2, 2)[0]
+    path = tmp_path / "c.zarr"
+    holder = subprocess.Popen([sys.executable, str(Path(__file__).with_name("lock_holder.py")), str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(daskgmm.CheckpointLockedError, match=f"PID {holder.pid}"):
+            GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
+        assert not path.exists()  # the refused fit wrote nothing
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    # the holder is gone: its lock is stale, the next fit takes it over, then releases it
+    gm = GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
+    assert gm.converged_ and sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
