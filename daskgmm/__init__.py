@@ -1,8 +1,15 @@
 """daskgmm: Gaussian mixture models fitted with EM on Dask."""
 
 from ._version import __version__
-from .checkpoint import CheckpointError, CheckpointLockedError, CheckpointMismatchError, inspect
-from .errors import ConvergenceWarning, EmptyComponentWarning
+from .checkpoint import inspect
+from .errors import (
+    CheckpointError,
+    CheckpointLockedError,
+    CheckpointMismatchError,
+    ConvergenceWarning,
+    EmptyComponentWarning,
+    UnsafePathError,
+)
 from .estimator import GaussianMixture, load
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "ConvergenceWarning",
     "EmptyComponentWarning",
     "GaussianMixture",
+    "UnsafePathError",
     "inspect",
     "load",
     "__version__",

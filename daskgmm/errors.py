@@ -3,6 +3,9 @@
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointLockedError",
+    "CheckpointMismatchError",
     "ConvergenceWarning",
     "DaskGMMWarning",
     "EmptyComponentWarning",
@@ -22,3 +25,15 @@ class EmptyComponentWarning(DaskGMMWarning):
 class UnsafePathError(ValueError):
     """daskgmm refuses to write at a path: it holds data that daskgmm did not write,
     or it overlaps the input."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model cannot be read: missing, foreign or corrupted."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint belongs to other data or other estimator parameters."""
+
+
+class CheckpointLockedError(CheckpointError):
+    """Another fit is writing this checkpoint."""

@@ -27,7 +27,7 @@ from .data import fingerprint
 from .em import IterationInfo, run_em
 from .init import initial_parameters_given
 from .params import EMResult, GMMParams
-from .safety import check_apart, check_output, what_is_at
+from .safety import check_apart, check_output, what_is_at, writer_lock
 
 __all__ = ["FitData", "FitHooks", "checkpoint_for", "fit_gaussian_mixture", "fit_initialisations"]
 
@@ -199,7 +199,7 @@ def fit_gaussian_mixture(
         sample_weight=data.weights,
     )
     # one writer per checkpoint, for the whole fit
-    with ckpt.writer_lock(saver.path) if saver is not None else contextlib.nullcontext():
+    with writer_lock(saver.path) if saver is not None else contextlib.nullcontext():
         return fit_initialisations(
             n_init=n_init,
             max_iter=params["max_iter"],

@@ -12,15 +12,26 @@ taken as foreign unless the location is empty).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pathlib
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from .errors import UnsafePathError
+from .errors import CheckpointLockedError, UnsafePathError
 
-__all__ = ["DASKGMM_KINDS", "check_apart", "check_output", "replace_atomically", "what_is_at"]
+__all__ = [
+    "DASKGMM_KINDS",
+    "check_apart",
+    "check_output",
+    "replace_atomically",
+    "what_is_at",
+    "writer_lock",
+]
 
 #: What daskgmm writes, by the kind recorded in its ``daskgmm`` attribute.
 DASKGMM_KINDS = ("model", "checkpoint", "labels", "probabilities")
@@ -154,3 +165,60 @@ def replace_atomically(path, write: Callable[[str], None]) -> None:
     new.rename(local)
     if had_old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writer_lock(path):
+    """Hold the one-writer lock of the checkpoint at a local ``path`` for the block.
+
+    The lock is a file beside the checkpoint (``.NAME.daskgmm-lock``), created
+    exclusively, that names its owner (host, PID, start time). A lock whose
+    owner is a process of this host that no longer runs is stale and taken
+    over; any other held lock is refused with :class:`CheckpointLockedError`.
+    (Checkpoints at URLs are not locked.)
+    """
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        yield
+        return
+    local = pathlib.Path(text.removeprefix("file://")).expanduser().absolute()
+    lock = local.with_name(f".{local.name}.daskgmm-lock")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                owner = {}
+            if owner.get("host") == me["host"] and not _running(owner.get("pid")):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise CheckpointLockedError(
+                f"the checkpoint at {text} is being written by another fit (host "
+                f"{owner.get('host', '?')}, PID {owner.get('pid', '?')}, since "
+                f"{time.ctime(owner['since']) if 'since' in owner else '?'}); wait for it, or "
+                f"delete {lock} if that fit is no longer running"
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    else:  # pragma: no cover - three stale locks in a row
+        raise CheckpointLockedError(f"could not take the lock {lock}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _running(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

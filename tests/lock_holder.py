@@ -3,7 +3,7 @@
 import sys
 import time
 
-from daskgmm.checkpoint import writer_lock
+from daskgmm.safety import writer_lock
 
 with writer_lock(sys.argv[1]):
     print("locked", flush=True)
