@@ -198,13 +198,16 @@ class Checkpoint:
         the process were killed in between, a group that is not recognisable
         as a checkpoint.)
         """
-        if not self.overwrite:
+        replacing = self.overwrite  # a daskgmm checkpoint or model there (checked before)
+        if not replacing:
             try:
                 return zarr.open_group(store=self.path, mode="r+")
             except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
                 pass
         self.overwrite = False
-        return zarr.create_group(store=self.path, overwrite=True, attributes={"daskgmm": self._meta()})
+        return zarr.create_group(
+            store=self.path, overwrite=replacing, attributes={"daskgmm": self._meta()}
+        )
 
     def load(self) -> FitState | None:
         """The last complete state, None for a new checkpoint; refuses a foreign one."""
@@ -390,9 +393,11 @@ def fit_identity(params: dict, fingerprint: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def write_model(path, params: GMMParams, estimator_params: dict, fitted: dict) -> None:
-    """Write a fitted model to a Zarr group at ``path`` (replacing what is there)."""
-    root = zarr.open_group(store=path, mode="w")
+def write_model(path, params: GMMParams, estimator_params: dict, fitted: dict,
+                replace: bool = False) -> None:
+    """Write a fitted model to a new Zarr group at ``path``; with ``replace``, over the
+    daskgmm model there (the caller has checked that it is one)."""
+    root = zarr.open_group(store=path, mode="w" if replace else "w-")
     digests = _write_params(root, params)
     root.attrs["daskgmm"] = {
         "format": FORMAT,

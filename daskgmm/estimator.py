@@ -460,8 +460,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         old one removed); anything else there is refused (:class:`UnsafePathError`).
         """
         check_is_fitted(self)
-        check_output(path, parameter="save path", replaceable=("model",), overwrite=overwrite,
-                     how="pass overwrite=True")
+        found = check_output(path, parameter="save path", replaceable=("model",),
+                             overwrite=overwrite, how="pass overwrite=True")
         fitted = {
             "n_features_in_": int(self.n_features_in_),
             "converged_": bool(self.converged_),
@@ -469,9 +469,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "lower_bounds_": [float(b) for b in self.lower_bounds_],
             "dtype": str(self.means_.dtype),
         }
-        replace_atomically(
-            path, lambda where: ckpt.write_model(where, self._params(), self.get_params(), fitted)
-        )
+        # locally a new sibling path, switched in; at a URL the model itself, replaced only
+        # if it is one (zarr's "w" would delete whatever else lies under the path)
+        replace_atomically(path, lambda where: ckpt.write_model(
+            where, self._params(), self.get_params(), fitted,
+            replace=found == "model" and os.fspath(where) == os.fspath(path),
+        ))
 
     @classmethod
     def _from_stored(cls, params: GMMParams, est_params: dict, fitted: dict) -> "GaussianMixture":
