@@ -131,14 +131,6 @@ class Expansion(ABC):
     @abstractmethod
     def features(self, block, ws) -> np.ndarray: ...
 
-    def linear_features(self, block, ws) -> np.ndarray:
-        """``[x~, 1]``, (D + 1, rows) float64: the features of full and tied models."""
-        d = block.shape[1]
-        f = ws("features", (d + 1, block.shape[0]))
-        np.subtract(block.T, self.shift[:, None], out=f[:d])
-        f[d] = 1.0
-        return f
-
     @abstractmethod
     def log_prob(self, features, ws, out) -> np.ndarray: ...
 
@@ -262,16 +254,10 @@ def log_2pi_term(n_features: int) -> float:
     return -0.5 * n_features * math.log(2.0 * math.pi)
 
 
-def sum_squares(y: np.ndarray, out: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Sums of squares of ``y`` over ``axis`` into ``out``, squaring ``y`` in place.
-
-    Over the last axis this is a GEMV with ones, not a reduction (faster for
-    short rows); over another axis, contiguous rows are added.
-    """
+def sum_squares(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Sums of squares of ``y`` over its last axis into ``out``, squaring ``y`` in
+    place (a GEMV with ones, not a reduction: faster for short rows)."""
     np.square(y, out=y)
-    if axis in (-1, y.ndim - 1):
-        ones = np.ones(y.shape[-1], dtype=y.dtype)
-        np.dot(y.reshape(-1, y.shape[-1]), ones, out=out.reshape(-1))
-    else:
-        np.sum(y, axis=axis, out=out)
+    ones = np.ones(y.shape[-1], dtype=y.dtype)
+    np.dot(y.reshape(-1, y.shape[-1]), ones, out=out.reshape(-1))
     return out

@@ -44,7 +44,12 @@ class _TiedExpansion(Expansion):
         coef[:, -1] += offset
         return cls(shift, delta, pc, coef)
 
-    features = Expansion.linear_features
+    def features(self, block, ws):
+        d = block.shape[1]
+        f = ws("features", (d + 1, block.shape[0]))
+        np.subtract(block.T, self.shift[:, None], out=f[:d])
+        f[d] = 1.0
+        return f
 
     def log_prob(self, features, ws, out):
         d = self.delta.shape[1]
