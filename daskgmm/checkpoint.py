@@ -163,13 +163,16 @@ class FitState:
 
     ``runs`` holds where each initialisation drawn so far stands; ``rng_state``
     is the random state after the last draw. A finished fit (``status ==
-    "done"``) names its ``best`` run.
+    "done"``) names its ``best`` run. ``chunk_digests``: the SHA-256 of every
+    row chunk of the data, (n_chunks, 32) uint8, once a pass has read them
+    (:class:`daskgmm.passes.ContentCheck`).
     """
 
     runs: list[EMResult]
     rng_state: tuple
     status: str = "running"  # or "done"
     best: int | None = None
+    chunk_digests: np.ndarray | None = None
 
 
 class Checkpoint:
@@ -237,7 +240,8 @@ class Checkpoint:
             dims = _dimensions(
                 self.identity["params"], self.identity["data"]["shape"][1], str(self.path)
             )
-            return _read_state(root[current], where, *dims)
+            n_chunks = len(self.identity["data"]["row_chunks"])
+            return _read_state(root[current], where, *dims, n_chunks=n_chunks)
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}{how}") from None
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -287,8 +291,8 @@ def _params_from(arrays: dict, covariance_type: str, prefix: str = "") -> GMMPar
 
 def _write_state(root, name: str, state: FitState) -> None:
     """A state as a group with one float64 array (the parameters of every run and
-    the random state) and JSON attributes written with the group: three small
-    writes, whatever the number of parameter arrays."""
+    the random state), the chunk digests if known, and JSON attributes written
+    with the group: three or four small writes, whatever the number of runs."""
     arrays, runs = {}, []
     for j, run in enumerate(state.runs):
         arrays.update({f"run{j}_{n}": getattr(run.params, n) for n in _PARAM_ARRAYS})
@@ -308,13 +312,17 @@ def _write_state(root, name: str, state: FitState) -> None:
         "layout": layout,
         "digest": _digest(vec),
     }
+    if state.chunk_digests is not None:
+        attributes["chunk_digests"] = _digest(state.chunk_digests)
     group = root.create_group(name, overwrite=True, attributes={"daskgmm_state": attributes})
     _write_array(group, "state", vec)
+    if state.chunk_digests is not None:
+        _write_array(group, "chunk_digests", state.chunk_digests)
 
 
-def _read_state(group, where: str, covariance_type: str, k: int, d: int) -> FitState:
-    """A state, its layout checked against the fit's shapes before anything is read
-    (so that a small file cannot declare a huge array)."""
+def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunks: int) -> FitState:
+    """A state, its layout checked against the fit's shapes (and ``n_chunks`` row
+    chunks) before anything is read, so that a small file cannot declare a huge array."""
     s = group.attrs.get("daskgmm_state")
     if not isinstance(s, dict):
         raise CheckpointError(f"{where}: state attributes are missing")
@@ -344,11 +352,21 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int) -> FitS
         raise CheckpointError(f"{where}: best run {best!r} is out of range ({len(runs)} runs)")
     name, pos, has_gauss, cached = s["rng"]
     keys = arrays["rng_keys"].astype(np.uint32)
+    chunk_digests = None
+    if "chunk_digests" in s:
+        node = group["chunk_digests"]
+        if tuple(node.shape) != (n_chunks, 32) or np.dtype(node.dtype) != np.uint8:
+            raise CheckpointError(
+                f"{where}: chunk_digests has shape {tuple(node.shape)} and dtype {node.dtype}, "
+                f"expected ({n_chunks}, 32) uint8 for the data's {n_chunks} row chunks"
+            )
+        chunk_digests = _read_array(group, "chunk_digests", s["chunk_digests"], where)
     return FitState(
         runs=runs,
         rng_state=(name, keys, pos, has_gauss, cached),
         status=s["status"],
         best=best,
+        chunk_digests=chunk_digests,
     )
 
 

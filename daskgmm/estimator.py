@@ -109,6 +109,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     checkpoint_overwrite : bool, default=False
         Start over, replacing a checkpoint that belongs to other data or other
         parameters (which is otherwise refused).
+    checkpoint_verify : bool, default=True
+        A fit records the SHA-256 of every chunk of the data in its checkpoint,
+        in its first pass. A resumed fit compares them in its first pass and
+        stops with ``CheckpointMismatchError`` if any chunk differs; a finished
+        checkpoint is returned only after a pass that compares them. False
+        skips the comparison (and that pass), with a warning.
     sample_dims : str or list of str, default=None
         For xarray input: the dimension(s) that index samples; several (e.g.
         time, lat, lon) are laid out as rows block by block, without
@@ -173,6 +179,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "checkpoint": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_overwrite": ["boolean"],
+        "checkpoint_verify": ["boolean"],
         "sample_dims": [str, list, tuple, None],
         "feature_dim": [str, None],
         "dropna": [StrOptions({"auto"}), "boolean"],
@@ -202,6 +209,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         checkpoint=None,
         checkpoint_every=1,
         checkpoint_overwrite=False,
+        checkpoint_verify=True,
         sample_dims=None,
         feature_dim=None,
         dropna="auto",
@@ -227,6 +235,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.checkpoint_overwrite = checkpoint_overwrite
+        self.checkpoint_verify = checkpoint_verify
         self.sample_dims = sample_dims
         self.feature_dim = feature_dim
         self.dropna = dropna

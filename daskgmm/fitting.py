@@ -15,6 +15,7 @@ random draws, same parameters), so its result is bitwise the same.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,15 +26,17 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data import fingerprint
 from .em import IterationInfo, run_em
+from .errors import DaskGMMWarning
 from .init import initial_parameters_given
 from .params import EMResult, GMMParams
+from .passes import ContentCheck
 from .safety import check_apart, check_output, what_is_at, writer_lock
 
 __all__ = ["FitData", "FitHooks", "checkpoint_for", "fit_gaussian_mixture", "fit_initialisations"]
 
 #: Estimator parameters that do not change the result of a fit (not checked on resume).
 _NOT_IN_IDENTITY = {"verbose", "verbose_interval", "checkpoint", "checkpoint_every",
-                    "checkpoint_overwrite", "persist"}
+                    "checkpoint_overwrite", "checkpoint_verify", "persist"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def fit_initialisations(
     saver: ckpt.Checkpoint | None = None,
     checkpoint_every: int = 1,
     hooks: FitHooks | None = None,
+    content: ContentCheck | None = None,
+    verify: bool = True,
 ) -> EMResult:
     """The best of ``n_init`` EM runs.
 
@@ -105,6 +110,11 @@ def fit_initialisations(
     of an earlier fit) replaces the initialisation (scikit-learn's
     ``warm_start``; then ``n_init`` is 1). With ``max_iter == 0`` the last
     initialisation is returned, not iterated.
+
+    ``content`` takes the digests of the data's chunks in the first pass, to be
+    saved with the state; a resumed fit compares them with those saved, in its
+    first pass, or for a finished fit in a pass of its own. With ``verify``
+    False a resumed fit compares nothing, and says so.
     """
     hooks = hooks or FitHooks()
     state = saver.load() if saver is not None else None
@@ -112,7 +122,25 @@ def fit_initialisations(
     if state is not None:
         random_state.set_state(state.rng_state)
         runs = list(state.runs)
+        if content is not None:
+            if verify:
+                content.expected = state.chunk_digests
+            else:
+                warnings.warn(
+                    f"resuming from the checkpoint at {saver.path!s} without verifying that the "
+                    "data are those it was fitted on (checkpoint_verify=False)",
+                    DaskGMMWarning, stacklevel=4,
+                )
         if state.status == "done":
+            if content is not None and verify:
+                if state.chunk_digests is None:  # no pass read the data (max_iter=0)
+                    warnings.warn(
+                        f"the finished checkpoint at {saver.path!s} holds no digests of the "
+                        "data: returned without verifying that the data are the same",
+                        DaskGMMWarning, stacklevel=4,
+                    )
+                else:
+                    content.verify()
             return runs[state.best]
 
     def save(runs, best=None):
@@ -123,6 +151,7 @@ def fit_initialisations(
                     random_state.get_state(),
                     "running" if best is None else "done",
                     best,
+                    None if content is None else content.known,
                 )
             )
 
@@ -198,8 +227,12 @@ def fit_gaussian_mixture(
         allow_missing=data.allow_missing,
         sample_weight=data.weights,
     )
-    # one writer per checkpoint, for the whole fit
-    with writer_lock(saver.path) if saver is not None else contextlib.nullcontext():
+    content = None if saver is None else ContentCheck(data.X, where=str(saver.path))
+    # one writer per checkpoint, for the whole fit; the first pass takes the data's digests
+    with contextlib.ExitStack() as stack:
+        if saver is not None:
+            stack.enter_context(writer_lock(saver.path))
+            stack.enter_context(content.watching())
         return fit_initialisations(
             n_init=n_init,
             max_iter=params["max_iter"],
@@ -210,4 +243,6 @@ def fit_gaussian_mixture(
             saver=saver,
             checkpoint_every=params["checkpoint_every"],
             hooks=hooks,
+            content=content,
+            verify=params.get("checkpoint_verify", True),
         )

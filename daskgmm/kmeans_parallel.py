@@ -168,7 +168,7 @@ def kmeans_parallel_many(
                 for i, (b, wb) in enumerate(zip(blocks, weight_blocks))
             ]
             for j in active
-        ])
+        ], reads=X)
         for j, parts in zip(active, rounds):
             results[j].passes += 1
             phi = float(np.sum([p[0] for p in parts]))
@@ -200,7 +200,7 @@ def kmeans_parallel_many(
     all_weights = compute(*[
         reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c), weights=sample_weight)
         for c in candidates
-    ])
+    ], reads=X)
     for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
         result.passes += 1
         keep = weights > 0

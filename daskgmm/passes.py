@@ -7,8 +7,11 @@ order and the check for non-finite rows are the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import dask
@@ -17,11 +20,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import kernels
+from .errors import CheckpointMismatchError
 from .params import GMMParams, StatsLayout, SufficientStatistics
 
 __all__ = [
     "SPLIT_EVERY",
+    "ContentCheck",
     "check_finite",
+    "chunk_digest",
     "compute",
     "finite_rows",
     "map_rows",
@@ -34,15 +40,105 @@ __all__ = [
 SPLIT_EVERY = 8
 
 
-def compute(*collections):
+def compute(*collections, reads: da.Array | None = None):
     """``dask.compute`` with BLAS limited to one thread in this process.
 
     Chunk tasks already run in parallel (threads or workers); letting BLAS start
     its own threads inside each would oversubscribe the cores. Worker processes
     of ``distributed`` get the same limit from their nanny's environment.
+
+    ``reads``: the data, when this compute is a pass that reads every chunk of
+    it. The first such pass inside :meth:`ContentCheck.watching` also takes the
+    digests of the chunks it reads (see :class:`ContentCheck`).
     """
+    check = _CONTENT_CHECK.get()
+    if check is None or reads is None or not check.wants(reads):
+        with threadpool_limits(limits=1):
+            return dask.compute(*collections)
     with threadpool_limits(limits=1):
-        return dask.compute(*collections)
+        *results, digests = dask.compute(*collections, check.digests_like(collections))
+    check.record(digests)
+    return tuple(results)
+
+
+#: bytes of a chunk digest (SHA-256)
+DIGEST_SIZE = 32
+
+
+def chunk_digest(block: np.ndarray) -> np.ndarray:
+    """The SHA-256 of a chunk's dtype, shape and values, as a (1, 32) uint8 row."""
+    h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
+    h.update(np.ascontiguousarray(block).data)
+    return np.frombuffer(h.digest(), dtype=np.uint8)[None, :]
+
+
+_CONTENT_CHECK: contextvars.ContextVar = contextvars.ContextVar("daskgmm_content_check", default=None)
+
+
+class ContentCheck:
+    """The SHA-256 digest of every row chunk of ``X``, taken by the first pass that
+    reads them all, and compared with those of an earlier fit.
+
+    No pass of its own: inside :meth:`watching`, the first :func:`compute` that
+    reads every chunk of ``X`` hashes each chunk it reads (a task beside the
+    pass's own on the same chunk, so the chunk is read once). ``expected``: the
+    digests recorded by the fit that a checkpoint holds; a difference stops the
+    pass with :class:`CheckpointMismatchError`, before its results are used.
+    """
+
+    def __init__(self, X: da.Array, expected: np.ndarray | None = None, where: str = ""):
+        self.X = X
+        self.expected = expected
+        self.where = where
+        self.digests: np.ndarray | None = None
+
+    @property
+    def known(self) -> np.ndarray | None:
+        """The digests of the data: taken in this fit, else those expected."""
+        return self.digests if self.digests is not None else self.expected
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator["ContentCheck"]:
+        token = _CONTENT_CHECK.set(self)
+        try:
+            yield self
+        finally:
+            _CONTENT_CHECK.reset(token)
+
+    def wants(self, X: da.Array) -> bool:
+        return self.digests is None and X.name == self.X.name
+
+    def digests_like(self, collections):
+        """The digest tasks in the form of the pass (an array, or delayed objects):
+        dask then merges their chunk reads with the pass's instead of fusing a
+        second read into one of them."""
+        n = self.X.numblocks[0]
+        if all(isinstance(c, da.Array) for c in collections):
+            return self.X.map_blocks(chunk_digest, chunks=((1,) * n, (DIGEST_SIZE,)),
+                                     dtype=np.uint8, meta=np.empty((0, 0), np.uint8))
+        return [dask.delayed(chunk_digest, pure=True)(b) for b in self.X.to_delayed().ravel()]
+
+    def verify(self) -> None:
+        """A pass of its own that takes and compares the digests."""
+        with threadpool_limits(limits=1):
+            (digests,) = dask.compute(self.digests_like([]))
+        self.record(digests)
+
+    def record(self, digests: np.ndarray) -> None:
+        """Keep the digests of a pass (an array, or a list of rows); compare them."""
+        self.digests = np.asarray(digests, dtype=np.uint8).reshape(-1, DIGEST_SIZE)
+        if self.expected is None:
+            return
+        differ = np.flatnonzero((self.digests != self.expected).any(axis=1))
+        if differ.size:
+            ends = np.cumsum((0,) + self.X.chunks[0])
+            shown = ", ".join(f"{i} (rows {ends[i]}-{ends[i + 1] - 1})" for i in differ[:5])
+            more = f" and {differ.size - 5} more" if differ.size > 5 else ""
+            raise CheckpointMismatchError(
+                f"the data differ from those that the checkpoint at {self.where} was fitted on: "
+                f"{differ.size} of {len(self.digests)} row chunks have other values, chunk "
+                f"{shown}{more}. Pass checkpoint_overwrite=True to start over on these data."
+            )
 
 
 def _with_weights(block, weight_block, kernel, takes_block_info, *args, block_info=None, **kwargs):
@@ -126,7 +222,7 @@ def summed_statistics(
     ]
     return [
         check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
-        for v, c in zip(compute(*totals), centers)
+        for v, c in zip(compute(*totals, reads=X), centers)
     ]
 
 

@@ -11,12 +11,15 @@ import sys
 import time
 import warnings
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
 from checkpoint_worker import FIT, fit
 from conftest import blobs
+from sklearn.exceptions import ConvergenceWarning
+from helpers import ChunkReads
 
 import daskgmm
 from daskgmm.errors import UnsafePathError
@@ -203,3 +206,87 @@ def test_killed_during_the_first_write_starts_cleanly(zarr_data, tmp_path):
     assert Checkpoint(str(ckpt), identity=saver.identity).load() is None
     resumed = fit(X, str(ckpt))
     np.testing.assert_array_equal(resumed.means_, reference.means_)
+
+
+def _copy_with_one_value_changed(path, row, tmp_path):
+    """The data at ``path`` with one value of ``row`` changed: same shape, chunks,
+    first and last rows (all that the cheap fingerprint reads)."""
+    Y = np.asarray(zarr.open_array(str(path), mode="r")[...]).copy()
+    Y[row, 1] = np.nextafter(Y[row, 1], np.inf)
+    other = tmp_path / "other.zarr"
+    da.from_array(Y, chunks=(700, 3)).to_zarr(str(other))
+    return da.from_zarr(str(other))
+
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_after(passes, monkeypatch):
+    """EM stops with _Stop at its pass number ``passes`` (the state before it is saved)."""
+    from daskgmm import em
+
+    original, calls = em.expectation, [0]
+
+    def flaky(*a, **k):
+        calls[0] += 1
+        if calls[0] == passes:
+            raise _Stop
+        return original(*a, **k)
+
+    monkeypatch.setattr(em, "expectation", flaky)
+    return lambda: monkeypatch.setattr(em, "expectation", original)
+
+
+def test_a_checkpoint_is_refused_on_data_that_differ_in_one_middle_value(
+        zarr_data, tmp_path, scheduler, monkeypatch):
+    """Each chunk's SHA-256 is recorded in the first pass; a resumed fit compares
+    them in its first pass, a finished one in a pass of its own."""
+    X = da.from_zarr(str(zarr_data))
+    Y = _copy_with_one_value_changed(zarr_data, 3000, tmp_path)  # chunk 4: rows 2800-3499
+    differ = r"1 of 9 row chunks have other values, chunk 4 \(rows 2800-3499\)"
+
+    def fit(data, checkpoint, **params):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return GaussianMixture(**(FIT | {"max_iter": 4}), checkpoint=checkpoint, **params).fit(data)
+
+    running = str(tmp_path / "running.zarr")
+    restore = _stopped_after(3, monkeypatch)
+    with pytest.raises(_Stop):
+        fit(X, running)
+    restore()
+    before = daskgmm.inspect(running)
+    assert before["status"] == "running" and before["n_iter"] == 2
+    with pytest.raises(CheckpointMismatchError, match=differ):
+        fit(Y, running)
+    assert daskgmm.inspect(running) == before  # nothing was saved
+    model = fit(X, running)  # the same data: accepted
+
+    with pytest.raises(CheckpointMismatchError, match=differ):
+        fit(Y, running)  # finished: a pass of its own compares
+    np.testing.assert_array_equal(fit(X, running).means_, model.means_)
+    with pytest.warns(daskgmm.errors.DaskGMMWarning, match="without verifying"):
+        unverified = fit(Y, running, checkpoint_verify=False)
+    np.testing.assert_array_equal(unverified.means_, model.means_)
+
+
+def test_the_chunk_digests_cost_no_read_of_their_own(tmp_path):
+    X, _ = blobs(4000, 3, 3, seed=1)
+    counts = []
+    for checkpoint in (None, str(tmp_path / "c.zarr")):
+        reads = ChunkReads(X, (500, 3))
+        with dask.config.set(scheduler="threads"):
+            GaussianMixture(3, random_state=0, max_iter=4, tol=0, persist=False,
+                            checkpoint=checkpoint).fit(reads.array)
+        counts.append(reads.count)
+    assert counts[1] == counts[0] + 2  # + the first and last rows of the cheap fingerprint
+    state = daskgmm.checkpoint.Checkpoint(
+        str(tmp_path / "c.zarr"),
+        identity=zarr.open_group(str(tmp_path / "c.zarr"), mode="r").attrs["daskgmm"]["identity"],
+    ).load()
+    from daskgmm.passes import chunk_digest
+
+    expected = np.concatenate([chunk_digest(X[i:i + 500]) for i in range(0, 4000, 500)])
+    np.testing.assert_array_equal(state.chunk_digests, expected)

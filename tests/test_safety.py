@@ -199,6 +199,11 @@ def test_a_damaged_checkpoint_structure_gives_checkpoint_error(tmp_path):
         with pytest.raises(daskgmm.CheckpointError, match="checkpoint_overwrite=True"):
             GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
     state.attrs["daskgmm_state"] = attrs
+    # a forged digest array that declares 32 GB: refused from its metadata, never read
+    state.create_array("chunk_digests", shape=(10**9, 32), dtype="uint8", chunks=(1000, 32),
+                       overwrite=True)
+    with pytest.raises(daskgmm.CheckpointError, match=r"chunk_digests has shape \(1000000000, 32\)"):
+        GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
     root.attrs["daskgmm"] = meta | {"current": "state-99999999"}
     with pytest.raises(daskgmm.CheckpointError, match="damaged"):
         GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
