@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from .covariance import COVARIANCE_TYPES
+from .errors import ClusterError
 from .safety import check_apart, check_output, replace_atomically
 
 __all__ = ["build_parser", "main"]
@@ -81,7 +82,8 @@ def _cluster(args):
         args.cluster,
         config=args.cluster_config,
         n_workers=args.n_workers,
-        wait_for_workers=args.n_workers if args.cluster in ("slurm", "kubernetes") else None,
+        wait_for_workers=(args.n_workers or 1) if args.cluster in ("slurm", "kubernetes") else None,
+        timeout=args.wait,
     )
 
 
@@ -112,6 +114,7 @@ def _cmd_fit(args) -> int:
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         checkpoint_overwrite=args.overwrite,
+        checkpoint_verify=args.verify,
         persist=persist,
         **_estimator_xarray_options(args),
     )
@@ -276,6 +279,9 @@ def _add_cluster_options(p, default="threads"):
                    help="YAML mapping of keyword arguments for the cluster class")
     g.add_argument("--n-workers", type=_positive_int, default=None, metavar="N",
                    help="workers to start (local, slurm, kubernetes)")
+    g.add_argument("--wait", type=float, default=300, metavar="SECONDS",
+                   help="how long to wait for the workers of slurm or kubernetes to join, "
+                        "or for a scheduler address to answer (default: 300)")
 
 
 def _add_xarray_options(p):
@@ -315,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--checkpoint", metavar="PATH",
                      help="Zarr checkpoint: saved during the fit, resumed from if it exists")
     fit.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N")
+    fit.add_argument("--no-verify", dest="verify", action="store_false",
+                     help="resume a checkpoint without comparing the digests of the data's "
+                          "chunks with those it recorded (a finished one then needs no pass)")
     fit.add_argument("--overwrite", action="store_true",
                      help="replace a checkpoint of another fit instead of refusing it")
     fit.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
@@ -371,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("daskgmm: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, ImportError, TimeoutError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, TimeoutError, ClusterError) as exc:
         if args.verbose:
             raise
         print(f"daskgmm: error: {exc}", file=sys.stderr)

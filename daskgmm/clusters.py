@@ -31,6 +31,8 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 
+from . import slurm
+
 __all__ = [
     "CLUSTER_KINDS",
     "cluster",
@@ -158,7 +160,8 @@ def validate_kubernetes_resource(resource: Mapping) -> None:
         raise ValueError(f"{kind} is not valid at {where}: {exc.message}") from None
 
 
-def _make_cluster(name: str, config: dict, n_workers: int | None, threads_per_worker: int, dashboard: bool):
+def _make_cluster(name: str, config: dict, n_workers: int | None, threads_per_worker: int,
+                  dashboard: bool, refusals: list[str]):
     if name == "local":
         from distributed import LocalCluster
 
@@ -171,13 +174,11 @@ def _make_cluster(name: str, config: dict, n_workers: int | None, threads_per_wo
     if name == "slurm":
         jobqueue = _optional("dask_jobqueue", "slurm")
         kwargs = dict(config)
-        kwargs.setdefault("cores", threads_per_worker)
-        kwargs.setdefault("memory", "2GiB")
         if not dashboard:
             kwargs.setdefault("scheduler_options", {"dashboard_address": None})
-        c = jobqueue.SLURMCluster(**kwargs)
-        c.scale(jobs=n_workers or 1)
+        c = jobqueue.SLURMCluster(job_cls=slurm.job_class(refusals), **kwargs)
         logger.info("SLURM job script:\n%s", c.job_script())
+        c.scale(jobs=n_workers or 1)
         return c
     if name == "kubernetes":
         operator = _optional("dask_kubernetes.operator", "kubernetes")
@@ -203,7 +204,11 @@ def cluster(
     """Yield a ``distributed.Client`` for ``name`` (None for ``"threads"``).
 
     With ``wait_for_workers`` the block starts only once that many workers have
-    joined (batch systems start them as their jobs are scheduled).
+    joined (batch systems start them as their jobs are scheduled). On SLURM a
+    refused worker job ends the wait at once (:class:`~daskgmm.errors.ClusterError`
+    with sbatch's message), pending jobs and their reason are logged, and the
+    ``TimeoutError`` after ``timeout`` seconds compares what the jobs ask for
+    with what the partition offers.
     """
     if name == "threads":
         yield None
@@ -215,8 +220,13 @@ def cluster(
             yield client
         return
     conf = load_config(config)
-    with _make_cluster(name, conf, n_workers, threads_per_worker, dashboard) as c:
+    if name == "slurm":
+        conf = {"cores": threads_per_worker, "memory": "2GiB"} | conf
+    refusals: list[str] = []  # sbatch's messages for refused worker jobs
+    with _make_cluster(name, conf, n_workers, threads_per_worker, dashboard, refusals) as c:
         with Client(c) as client:
-            if wait_for_workers:
+            if wait_for_workers and name == "slurm":
+                slurm.wait_for_workers(client, c, wait_for_workers, timeout, conf, refusals)
+            elif wait_for_workers:
                 client.wait_for_workers(wait_for_workers, timeout=timeout)
             yield client

@@ -6,6 +6,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointLockedError",
     "CheckpointMismatchError",
+    "ClusterError",
     "ConvergenceWarning",
     "DaskGMMWarning",
     "EmptyComponentWarning",
@@ -37,3 +38,7 @@ class CheckpointMismatchError(CheckpointError):
 
 class CheckpointLockedError(CheckpointError):
     """Another fit is writing this checkpoint."""
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot start: e.g. the batch system refused the worker jobs."""

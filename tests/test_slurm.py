@@ -55,12 +55,12 @@ def zarr_data(tmp_path):
     return X, path
 
 
-def worker_config(tmp_path) -> pathlib.Path:
+def worker_config(tmp_path, **changes) -> pathlib.Path:
     conf = {
         "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:15:00",
         "queue": "debug", "job_name": "daskgmm-test-worker",
         "local_directory": str(tmp_path), "log_directory": str(tmp_path / "logs"),
-    }
+    } | changes
     path = tmp_path / "slurm.yaml"
     path.write_text(yaml.safe_dump(conf))
     return path
@@ -163,3 +163,41 @@ def test_batch_job_cancelled_midway_resumes_from_its_checkpoint(slurm, zarr_data
     for name in ["weights_", "means_", "covariances_"]:
         np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
     assert resumed.lower_bounds_ == reference.lower_bounds_
+
+
+def _fit_on_slurm(path, config, *extra):
+    started = time.monotonic()
+    done = subprocess.run(
+        [DASKGMM, "fit", str(path), "-k", "4", "--cluster", "slurm", "--cluster-config",
+         str(config), "--n-workers", "1", *extra],
+        capture_output=True, text=True, timeout=300,
+    )
+    return done, time.monotonic() - started
+
+
+def test_a_refused_worker_job_ends_the_command_at_once_with_sbatchs_message(slurm, zarr_data, tmp_path):
+    _, path = zarr_data
+    done, seconds = _fit_on_slurm(path, worker_config(tmp_path, memory="1000GiB"))
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("daskgmm: error: SLURM refused the worker job: sbatch: error: Memory "
+                           "specification can not be satisfied"), done.stderr[-3000:]
+    assert "1 cores and 1000GiB of memory per job, in queue debug" in last
+    assert re.search(r"partition debug offers nodes of at most \d+ CPUs and \d+ MB", last)
+    assert "Traceback" not in done.stderr
+    assert seconds < 60  # not the 300 s wait for workers
+
+
+def test_pending_worker_jobs_are_shown_with_slurms_reason(slurm, zarr_data, tmp_path):
+    _, path = zarr_data
+    config = worker_config(tmp_path, job_extra_directives=["--begin=now+3600"])
+    done, seconds = _fit_on_slurm(path, config, "--wait", "5")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "waiting for 1 worker(s), 0 joined; SLURM jobs: 1 pending (BeginTime)" in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "only 0 of 1 worker(s) joined within 5 s; SLURM jobs: 1 pending (BeginTime)" in last
+    assert "The config asks for 1 cores and 1GiB of memory per job, in queue debug" in last
+    assert "Traceback" not in done.stderr
+    queued = subprocess.run(["squeue", "-h", "-n", "daskgmm-test-worker"], capture_output=True,
+                            text=True).stdout
+    assert queued == ""  # the pending job was cancelled with the cluster
