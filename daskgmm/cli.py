@@ -44,6 +44,11 @@ def _setup_logging(verbosity: int) -> None:
     import distributed  # noqa: F401
 
     logging.getLogger("distributed").setLevel(logging.INFO if verbosity > 0 else logging.ERROR)
+    # A lost scheduler makes the client log its reconnection tracebacks; the
+    # command ends with one line that says so instead (the tracebacks with -v).
+    logging.getLogger("distributed.client").setLevel(
+        logging.INFO if verbosity > 0 else logging.CRITICAL
+    )
 
 
 def _csv(value: str | None):
@@ -365,6 +370,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _scheduler_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` ends a computation whose client lost its scheduler: the
+    connection closed, or the computation cancelled (daskgmm cancels none itself)."""
+    import asyncio
+    import concurrent.futures
+
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(exc, (CommClosedError, FutureCancelledError, asyncio.CancelledError,
+                            concurrent.futures.CancelledError))
+
+
+def _resume_hint(args) -> str:
+    checkpoint = getattr(args, "checkpoint", None)
+    if getattr(args, "func", None) is not _cmd_fit:
+        return ""
+    if not checkpoint:
+        return "; a fit with --checkpoint PATH can be resumed after such a loss"
+    from .checkpoint import inspect
+
+    try:
+        info = inspect(checkpoint)
+    except Exception:  # noqa: BLE001 - not written yet, or unreadable
+        return f"; the checkpoint {checkpoint} holds no state yet: run the command again"
+    return (f"; the checkpoint {checkpoint} holds the fit at iteration {info['n_iter']}: run the "
+            "same command again to resume it")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -388,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # anything else: still one line, the traceback with -v
         if args.verbose:
             raise
+        if _scheduler_lost(exc):
+            print(f"daskgmm: error: lost the connection to the Dask scheduler ({args.cluster})"
+                  f"{_resume_hint(args)}", file=sys.stderr)
+            return 1
         print(f"daskgmm: error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
         return 1
 

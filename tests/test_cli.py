@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pathlib
 import subprocess
 import sys
+import time
 
 import dask.array as da
 import numpy as np
@@ -131,3 +134,72 @@ def test_quiet_silences_convergence_warnings(data, tmp_path):
     assert "ConvergenceWarning" in loud.stderr
     quiet = run("-q", "fit", root / "data.zarr", "-k", 3, "--max-iter", 1, "--random-state", 0)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def _start(*command):
+    """A real process in its own group (killed with everything it started)."""
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _kill(proc):
+    import os
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def _scheduler_and_worker(port):
+    bin_dir = pathlib.Path(sys.executable).parent
+    scheduler = _start(str(bin_dir / "dask"), "scheduler", "--port", str(port), "--no-dashboard")
+    worker = _start(str(bin_dir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                    "--no-dashboard")
+    try:
+        yield scheduler
+    finally:
+        _kill(worker)
+        _kill(scheduler)
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_ends_the_fit_with_one_line_and_the_checkpoint_resumes(tmp_path):
+    import socket
+
+    X, _ = blobs(20_000, 4, 4, seed=2, sep=2.0)
+    da.from_array(X, chunks=(5000, 4)).to_zarr(str(tmp_path / "data.zarr"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ckpt, model = tmp_path / "ckpt.zarr", tmp_path / "model.zarr"
+    command = [sys.executable, "-m", "daskgmm.cli", "fit", str(tmp_path / "data.zarr"), "-k", "4",
+               "--random-state", "0", "--tol", "0", "--max-iter", "30", "--wait", "60",
+               "--cluster", f"tcp://127.0.0.1:{port}", "--checkpoint", str(ckpt), "-o", str(model)]
+    with _scheduler_and_worker(port) as scheduler:
+        fit = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and fit.poll() is None:
+            with contextlib.suppress(daskgmm.CheckpointError):
+                if daskgmm.inspect(ckpt)["n_iter"] >= 3:
+                    break
+            time.sleep(0.1)
+        _kill(scheduler)
+        killed = time.monotonic()
+        _, err = fit.communicate(timeout=120)
+        print(f"the fit ended {time.monotonic() - killed:.1f} s after the scheduler was killed")
+    assert fit.returncode == 1, err[-3000:]
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(f"daskgmm: error: lost the connection to the Dask scheduler "
+                                f"(tcp://127.0.0.1:{port}); the checkpoint {ckpt} holds the fit at "
+                                "iteration "), err[-3000:]
+    assert lines[-1].endswith("run the same command again to resume it")
+    assert "Traceback" not in err and not model.exists()
+
+    with _scheduler_and_worker(port):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = daskgmm.GaussianMixture(4, random_state=0, tol=0, max_iter=30).fit(
+        da.from_zarr(str(tmp_path / "data.zarr")))
+    np.testing.assert_array_equal(daskgmm.load(model).means_, alone.means_)
