@@ -192,13 +192,17 @@ def writer_lock(path):
                 owner = json.loads(lock.read_text())
             except (OSError, ValueError):
                 owner = {}
-            if owner.get("host") == me["host"] and not _running(owner.get("pid")):
+            if not isinstance(owner, dict) or not {"host", "pid", "since"} <= set(owner):
+                raise CheckpointLockedError(
+                    f"{lock} is in the place of the checkpoint's lock but is not a daskgmm "
+                    "lock; it is left as it is: move it away, or choose another checkpoint path"
+                ) from None
+            if owner["host"] == me["host"] and not _running(owner["pid"]):
                 lock.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             raise CheckpointLockedError(
                 f"the checkpoint at {text} is being written by another fit (host "
-                f"{owner.get('host', '?')}, PID {owner.get('pid', '?')}, since "
-                f"{time.ctime(owner['since']) if 'since' in owner else '?'}); wait for it, or "
+                f"{owner['host']}, PID {owner['pid']}, since {_when(owner['since'])}); wait for it, or "
                 f"delete {lock} if that fit is no longer running"
             ) from None
         with os.fdopen(fd, "w") as f:
@@ -210,6 +214,13 @@ def writer_lock(path):
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _when(since) -> str:
+    try:
+        return time.ctime(float(since))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return repr(since)
 
 
 def _running(pid) -> bool:

@@ -255,3 +255,12 @@ def test_one_writer_per_checkpoint_and_a_stale_lock_is_taken_over(tmp_path):
     # the holder is gone: its lock is stale, the next fit takes it over, then releases it
     gm = GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
     assert gm.converged_ and sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
+
+
+@pytest.mark.parametrize("content", ["my only copy", '{"host": "elsewhere"}', "[1, 2]"])
+def test_a_user_file_at_the_lock_name_is_left_alone(tmp_path, content):
+    lock = tmp_path / ".c.zarr.daskgmm-lock"
+    lock.write_text(content)
+    with pytest.raises(daskgmm.CheckpointLockedError, match="is not a daskgmm lock; it is left"):
+        GaussianMixture(2, random_state=0, checkpoint=str(tmp_path / "c.zarr")).fit(blobs(300, 2, 2)[0])
+    assert lock.read_text() == content and not (tmp_path / "c.zarr").exists()
