@@ -300,6 +300,7 @@ def _write_state(root, name: str, state: FitState) -> None:
             "lower_bounds": list(map(float, run.lower_bounds)),
             "n_iter": int(run.n_iter),
             "converged": bool(run.converged),
+            "recoveries": [dict(e) for e in run.recoveries],
         })
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
@@ -344,6 +345,7 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
             [float(b) for b in r["lower_bounds"]],
             int(r["n_iter"]),
             bool(r["converged"]),
+            check_recoveries(r.get("recoveries", []), where),
         )
         for j, r in enumerate(runs_meta)
     ]
@@ -368,6 +370,21 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
         best=best,
         chunk_digests=chunk_digests,
     )
+
+
+_RECOVERY_KEYS = {"iteration", "component", "action", "amount", "relative", "relative_to"}
+
+
+def check_recoveries(value, where: str) -> tuple:
+    """Recorded recoveries (see :mod:`daskgmm.recovery`), checked: a list of flat
+    records with the known keys and JSON scalar values."""
+    if not isinstance(value, list) or not all(
+        isinstance(e, dict) and set(e) <= _RECOVERY_KEYS
+        and all(v is None or isinstance(v, (int, float, str)) for v in e.values())
+        for e in value
+    ):
+        raise CheckpointError(f"{where}: the recorded recoveries are malformed")
+    return tuple(dict(e) for e in value)
 
 
 def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
@@ -443,6 +460,7 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
             "lower_bounds_": best.lower_bounds,
             "n_iter_": best.n_iter,
             "converged_": best.converged,
+            "recoveries_": [dict(e) for e in best.recoveries],
             "dtype": meta["identity"]["data"]["dtype"],
         }
         return best.params, meta["identity"]["params"], fitted
@@ -453,6 +471,7 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         raise CheckpointError(f"{path!s}: the model's attributes are incomplete")
     if fitted.get("dtype", "float64") not in ("float32", "float64"):
         raise CheckpointError(f"{path!s}: dtype {fitted.get('dtype')!r} is not float32 or float64")
+    fitted["recoveries_"] = list(check_recoveries(fitted.get("recoveries_", []), str(path)))
     cov_type, k, d = _dimensions(meta.get("params"), fitted.get("n_features_in_"), str(path))
     params = _read_params(root, meta["digests"], cov_type, k, d, str(path))
     return params, meta["params"], fitted

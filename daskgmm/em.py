@@ -19,6 +19,7 @@ import dask.array as da
 from . import kernels
 from .params import EMResult, GMMParams, SufficientStatistics, m_step
 from .passes import summed_statistics
+from .recovery import Recovery, warn_recovered
 
 __all__ = ["EMResult", "IterationInfo", "expectation", "run_em"]
 
@@ -26,14 +27,16 @@ logger = logging.getLogger(__name__)
 
 def expectation(
     X: da.Array, params: list[GMMParams], allow_missing: bool = False,
-    sample_weight: da.Array | None = None,
+    sample_weight: da.Array | None = None, n_worst: int = 0,
 ) -> list[SufficientStatistics]:
     """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
     several initialisations run in lockstep cost one read of the data per
-    iteration. ``sample_weight``: (n, 1), chunked like the rows of ``X``."""
+    iteration. ``sample_weight``: (n, 1), chunked like the rows of ``X``.
+    ``n_worst``: also find the rows each model explains worst (re-seeding)."""
     return summed_statistics(
-        X, kernels.chunk_statistics, [p.kernel_args for p in params], [p.means for p in params],
-        params[0].covariance_type, allow_missing, weights=sample_weight,
+        X, kernels.chunk_statistics, [(*p.kernel_args, n_worst) for p in params],
+        [p.means for p in params], params[0].covariance_type, allow_missing,
+        weights=sample_weight, n_worst=n_worst,
     )
 
 
@@ -62,6 +65,7 @@ def run_em(
     callback: Callable[[list[EMResult], list[IterationInfo]], None] | None = None,
     allow_missing: bool = False,
     sample_weight: da.Array | None = None,
+    recovery: Recovery | None = None,
 ) -> list[EMResult]:
     """EM for several initialisations in lockstep, each until ``|change| < tol`` or
     ``max_iter`` iterations.
@@ -77,27 +81,41 @@ def run_em(
     ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
     ``sample_weight`` weights the rows (see :func:`expectation`); the lower
     bound is then the weighted mean log-likelihood.
+
+    ``recovery``: the remedies for a covariance that is not positive definite
+    (:mod:`daskgmm.recovery`); each is warned about (``RecoveryWarning``) and
+    recorded in the run's ``recoveries``. After a re-seed the next lower bound
+    is not compared with the last: convergence is judged from the one after.
     """
     runs = list(runs)
     bounds = [
-        r.lower_bound if r.lower_bounds else b
+        -math.inf if r.reseeded_last else r.lower_bound if r.lower_bounds else b
         for r, b in zip(runs, previous_bounds or [-math.inf] * len(runs))
     ]
+    n_worst = runs[0].params.n_components if recovery is not None and recovery.reseed else 0
     while True:
         active = [i for i, r in enumerate(runs) if not r.converged and r.n_iter < max_iter]
         if not active:
             return runs
         t0 = time.perf_counter()
-        stats = expectation(X, [runs[i].params for i in active], allow_missing, sample_weight)
+        stats = expectation(X, [runs[i].params for i in active], allow_missing, sample_weight,
+                            n_worst)
         updates = []
         for i, st in zip(active, stats):
             lower_bound = st.log_lik_sum / st.total_weight
-            params = m_step(st, runs[i].params, reg_covar, eps=eps)
+            events: list[dict] = []
+            params = m_step(st, runs[i].params, reg_covar, eps=eps, recovery=recovery,
+                            events=events, history=runs[i].recoveries)
             change = lower_bound - bounds[i]
-            bounds[i] = lower_bound
-            converged = abs(change) < tol
             n_iter = runs[i].n_iter + 1
-            runs[i] = EMResult(params, [*runs[i].lower_bounds, lower_bound], n_iter, converged)
+            events = [{"iteration": n_iter, **e} for e in events]
+            reseeded = any(e["action"] != "jitter" for e in events)
+            bounds[i] = -math.inf if reseeded else lower_bound
+            converged = abs(change) < tol and not reseeded
+            for e in events:
+                warn_recovered(e, i if len(runs) > 1 else None, reg_covar)
+            runs[i] = EMResult(params, [*runs[i].lower_bounds, lower_bound], n_iter, converged,
+                               (*runs[i].recoveries, *events))
             updates.append((i, n_iter, lower_bound, change, params, converged))
         seconds = time.perf_counter() - t0
         infos = []

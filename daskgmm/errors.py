@@ -11,6 +11,7 @@ __all__ = [
     "DaskGMMWarning",
     "EmptyComponentWarning",
     "NotFittedError",
+    "RecoveryWarning",
     "UnsafePathError",
 ]
 
@@ -21,6 +22,10 @@ class DaskGMMWarning(UserWarning):
 
 class EmptyComponentWarning(DaskGMMWarning):
     """A mixture component received (almost) no responsibility in an iteration."""
+
+
+class RecoveryWarning(DaskGMMWarning):
+    """A covariance was not positive definite, and a remedy was taken (jitter, re-seed)."""
 
 
 class UnsafePathError(ValueError):

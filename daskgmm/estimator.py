@@ -60,6 +60,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log-likelihood) between iterations.
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of covariances.
+    jitter_covar : bool, default=True
+        Where a covariance is not positive definite after ``reg_covar`` (collinear
+        data, or data large against their spread), add a jitter relative to that
+        covariance's own variance scale, from ``eps`` up to 1% of it by factors of
+        10, until it factorises; a ``RecoveryWarning`` gives the amount.
+    reseed_collapsed : bool, default=True
+        Where a component collapses (onto a singleton or duplicated points, a
+        covariance that jitter cannot make positive definite), re-seed it on the
+        row the model explained worst in the same E-step, with the pooled
+        covariance of the other components; a ``RecoveryWarning`` names it. The
+        lower bound may then drop once, and convergence is judged from the
+        iteration after. With both False, scikit-learn's ill-defined-covariance
+        ``ValueError`` is raised instead.
     max_iter : int, default=100
         The number of EM iterations to perform.
     n_init : int, default=1
@@ -146,6 +159,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bound_ : float
     lower_bounds_ : list of float
         The lower bound of every iteration of the best initialisation.
+    recoveries_ : list of dict
+        The remedies of ``jitter_covar`` and ``reseed_collapsed`` taken in the EM
+        iterations of the best initialisation: ``iteration``, ``component`` (None
+        for tied), ``action`` ('jitter', 'reseed') and the jitter's ``amount``,
+        its ``relative`` size and what it is ``relative_to`` ('own' variance
+        scale, or the 'others'' for a component collapsed onto a point). (One
+        taken at the initialisation is warned about.)
     n_features_in_ : int
 
     Examples
@@ -180,6 +200,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_overwrite": ["boolean"],
         "checkpoint_verify": ["boolean"],
+        "jitter_covar": ["boolean"],
+        "reseed_collapsed": ["boolean"],
         "sample_dims": [str, list, tuple, None],
         "feature_dim": [str, None],
         "dropna": [StrOptions({"auto"}), "boolean"],
@@ -210,6 +232,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         checkpoint_every=1,
         checkpoint_overwrite=False,
         checkpoint_verify=True,
+        jitter_covar=True,
+        reseed_collapsed=True,
         sample_dims=None,
         feature_dim=None,
         dropna="auto",
@@ -236,6 +260,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.checkpoint_overwrite = checkpoint_overwrite
         self.checkpoint_verify = checkpoint_verify
+        self.jitter_covar = jitter_covar
+        self.reseed_collapsed = reseed_collapsed
         self.sample_dims = sample_dims
         self.feature_dim = feature_dim
         self.dropna = dropna
@@ -345,6 +371,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
         self.lower_bounds_ = list(best.lower_bounds)
+        self.recoveries_ = [dict(e) for e in best.recoveries]
         return rows
 
     def fit(self, X, y=None, sample_weight=None):
@@ -476,6 +503,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "converged_": bool(self.converged_),
             "n_iter_": int(self.n_iter_),
             "lower_bounds_": [float(b) for b in self.lower_bounds_],
+            "recoveries_": [dict(e) for e in getattr(self, "recoveries_", [])],
             "dtype": str(self.means_.dtype),
         }
         # locally a new sibling path, switched in; at a URL the model itself, replaced only
@@ -501,6 +529,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         gm.n_iter_ = int(fitted.get("n_iter_", 0))
         gm.lower_bounds_ = list(fitted.get("lower_bounds_", []))
         gm.lower_bound_ = gm.lower_bounds_[-1] if gm.lower_bounds_ else -math.inf
+        gm.recoveries_ = list(fitted.get("recoveries_", []))
         return gm
 
     def sample(self, n_samples=1):

@@ -30,6 +30,7 @@ from .errors import DaskGMMWarning
 from .init import initial_parameters_given
 from .params import EMResult, GMMParams
 from .passes import ContentCheck
+from .recovery import Recovery
 from .safety import check_apart, check_output, what_is_at, writer_lock
 
 __all__ = ["FitData", "FitHooks", "checkpoint_for", "fit_gaussian_mixture", "fit_initialisations"]
@@ -199,6 +200,8 @@ def fit_gaussian_mixture(
     ``init_params`` (with the user's ``given`` weights, means and precisions),
     EM in lockstep, checkpoints."""
     eps = float(np.finfo(data.X.dtype).eps)
+    recovery = Recovery(jitter=params.get("jitter_covar", True),
+                        reseed=params.get("reseed_collapsed", True))
     initialise = partial(
         initial_parameters_given,
         data.X,
@@ -216,6 +219,7 @@ def fit_gaussian_mixture(
         ),
         allow_missing=data.allow_missing,
         sample_weight=data.weights,
+        recovery=recovery,
     )
     run = partial(
         run_em,
@@ -226,6 +230,7 @@ def fit_gaussian_mixture(
         eps=eps,
         allow_missing=data.allow_missing,
         sample_weight=data.weights,
+        recovery=recovery,
     )
     content = None if saver is None else ContentCheck(data.X, where=str(saver.path))
     # one writer per checkpoint, for the whole fit; the first pass takes the data's digests

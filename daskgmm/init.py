@@ -31,6 +31,7 @@ from .covariance import COVARIANCE
 from .kmeans_parallel import kmeans_parallel_many, lloyd
 from .params import GMMParams, SufficientStatistics, params_from_statistics
 from .passes import compute, finite_rows, pass_statistics_many
+from .recovery import Recovery, warn_recovered
 
 __all__ = [
     "INIT_METHODS",
@@ -67,18 +68,21 @@ def _total_weight(X: da.Array, sample_weight: da.Array | None) -> float:
     return float(total)
 
 
-def _from_points(points, total_weight, covariance_type, reg_covar, eps):
+def _from_points(points, total_weight, covariance_type, reg_covar, eps, recovery=None):
     """One component per data row: N_k = 1, mean = the row, covariance = reg_covar * I."""
     stats = SufficientStatistics.of_points(points, total_weight, covariance_type)
-    return params_from_statistics(
-        stats, reg_covar, covariance_type, eps=eps, normalise_weights=False
-    )
+    return _params_of(stats, reg_covar, covariance_type, eps, recovery)
 
 
-def _params_of(stats, reg_covar, covariance_type, eps) -> GMMParams:
+def _params_of(stats, reg_covar, covariance_type, eps, recovery=None) -> GMMParams:
     """Initial parameters from the statistics of an assignment (weights ``N_k / n``,
-    as scikit-learn's, not renormalised)."""
-    return params_from_statistics(stats, reg_covar, covariance_type, eps=eps, normalise_weights=False)
+    as scikit-learn's, not renormalised); ``recovery``: see :mod:`daskgmm.recovery`."""
+    events: list[dict] = []
+    params = params_from_statistics(stats, reg_covar, covariance_type, eps=eps,
+                                    normalise_weights=False, recovery=recovery, events=events)
+    for event in events:
+        warn_recovered({"iteration": None, **event}, None, reg_covar)
+    return params
 
 
 def _kmeans_parallel_statistics(X, n_components, covariance_type, random_states, options,
@@ -118,7 +122,8 @@ def initial_parameters_many(
         options.get("kmeans_parallel_options"), options.get("allow_missing", False),
         options.get("sample_weight"),
     )
-    return [_params_of(st, options["reg_covar"], covariance_type, options["eps"]) for st in all_stats]
+    return [_params_of(st, options["reg_covar"], covariance_type, options["eps"],
+                       options.get("recovery")) for st in all_stats]
 
 
 def _lockstep_states(random_state: np.random.RandomState, count: int) -> list:
@@ -178,16 +183,18 @@ def initial_parameters(
     kmeans_parallel_options: dict | None = None,
     allow_missing: bool = False,
     sample_weight: da.Array | None = None,
+    recovery: Recovery | None = None,
 ) -> GMMParams:
     """Initial parameters by ``method`` (one of :data:`INIT_METHODS`).
 
     ``kmeans_parallel_options`` (``n_rounds``, ``oversampling``, ``lloyd_iter``)
     tune ``'k-means||'``. With ``allow_missing``, rows with NaN are left out.
     ``sample_weight``: (n, 1), chunked like the rows (see the module docstring).
+    ``recovery``: remedies for covariances that are not positive definite.
     """
 
     def from_stats(stats):
-        return _params_of(stats, reg_covar, covariance_type, eps)
+        return _params_of(stats, reg_covar, covariance_type, eps, recovery)
 
     def one_pass(kernel, centers, *extra):
         return pass_statistics_many(X, kernel, [centers], covariance_type, *extra,
@@ -218,7 +225,8 @@ def initial_parameters(
     if method == "k-means++":
         rows, w = sample()
         centers, _ = kmeans_plusplus(rows, n_components, sample_weight=w, random_state=random_state)
-        return _from_points(centers, _total_weight(X, sample_weight), covariance_type, reg_covar, eps)
+        return _from_points(centers, _total_weight(X, sample_weight), covariance_type, reg_covar, eps,
+                            recovery)
     if method == "random_from_data":
         p = None
         if sample_weight is not None:
@@ -233,7 +241,8 @@ def initial_parameters(
                 finite_rows(points, False)  # raises
             pool = sample()[0]
             points = pool[random_state.choice(len(pool), n_components, replace=False)]
-        return _from_points(points, _total_weight(X, sample_weight), covariance_type, reg_covar, eps)
+        return _from_points(points, _total_weight(X, sample_weight), covariance_type, reg_covar, eps,
+                            recovery)
     if method == "random":
         (head,) = compute(X[: min(n, 1024)])  # a reference row to centre the statistics on
         centre = finite_rows(np.asarray(head), allow_missing)[:1]

@@ -31,6 +31,7 @@ import numpy as np
 
 from .covariance import COVARIANCE
 from .params import StatsLayout
+from .recovery import worst_rows
 
 __all__ = [
     "Accumulator",
@@ -260,13 +261,17 @@ def row_weights(sample_weight, n_rows):
     return w
 
 
-def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type, sample_weight=None):
+def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type, n_worst=0,
+                     sample_weight=None):
     """E-step and sufficient statistics of one chunk, as a (1, size) float64 row.
 
     Non-finite input rows make the row's log-likelihood non-finite; they are
     counted (``n_nonfinite``) in the same pass instead of scanning the data twice.
     ``sample_weight`` (the chunk's weights, one per row) multiplies each row's
-    responsibilities and log-likelihood.
+    responsibilities and log-likelihood. With ``n_worst``, the row also carries
+    the chunk's ``n_worst`` rows of lowest log-likelihood
+    (:func:`daskgmm.recovery.worst_rows`, flattened): the candidates for
+    re-seeding a collapsed component, found in the same pass.
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
@@ -275,12 +280,21 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
                       model.rounding)
     step = model.block_rows
     ws = Workspace()
+    log_lik = np.empty(block.shape[0]) if n_worst else None
     for start in range(0, block.shape[0], step):
         resp, work = model.log_prob_and_work(block[start : start + step], ws)
         lse = _normalise_in_place(resp)
+        if n_worst:
+            log_lik[start : start + len(lse)] = lse
         acc.add(work, resp, np.isfinite(lse), lse, ws,
                 None if sw is None else sw[start : start + step])
-    return acc.result(block.shape[0])
+    stats = acc.result(block.shape[0])
+    if not n_worst:
+        return stats
+    if sw is not None:
+        log_lik[~(sw > 0)] = np.inf  # a row of weight zero is not a seed
+    kept = worst_rows(log_lik, block, n_worst)
+    return np.concatenate([stats, kept.reshape(1, -1)], axis=1)
 
 
 def row_uniforms(seed, row_start, n_rows, n_columns, stream=0):

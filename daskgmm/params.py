@@ -14,6 +14,7 @@ import numpy as np
 
 from .covariance import COVARIANCE, COVARIANCE_TYPES, CovarianceType
 from .errors import EmptyComponentWarning
+from .recovery import Recovery, factorised
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -94,10 +95,20 @@ class EMResult:
     lower_bounds: list[float]
     n_iter: int
     converged: bool
+    #: collapsed components recovered so far (see :mod:`daskgmm.recovery`), each a
+    #: dict with the ``iteration`` whose M-step recovered it
+    recoveries: tuple = ()
 
     @property
     def lower_bound(self) -> float:
         return self.lower_bounds[-1] if self.lower_bounds else -math.inf
+
+    @property
+    def reseeded_last(self) -> bool:
+        """Whether the last M-step re-seeded a component: the next lower bound is
+        then not compared with the last (it may be lower)."""
+        return any(e["iteration"] == self.n_iter and e["action"] != "jitter"
+                   for e in self.recoveries)
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,8 @@ class SufficientStatistics:
     sk: np.ndarray
     Sk: np.ndarray
     centers: np.ndarray
+    #: the rows that the model explained worst, worst first (None: not tracked)
+    worst: np.ndarray | None = None
 
     @classmethod
     def from_vector(cls, vec: np.ndarray, centers: np.ndarray, covariance_type: str):
@@ -200,6 +213,9 @@ def params_from_statistics(
     eps: float,
     previous: GMMParams | None = None,
     normalise_weights: bool = True,
+    recovery: Recovery | None = None,
+    events: list | None = None,
+    history: tuple = (),
 ) -> GMMParams:
     """Parameters maximising the expected log-likelihood given the statistics.
 
@@ -213,6 +229,11 @@ def params_from_statistics(
     mean and covariance (its weight goes to ~0), which leaves the lower bound
     non-decreasing. Without ``previous`` it keeps the centre its statistics
     were taken around, with covariance ``reg_covar * I``.
+
+    A covariance that is not positive definite raises scikit-learn's error,
+    unless ``recovery`` allows a remedy (:func:`daskgmm.recovery.factorised`,
+    given the run's ``history`` of them); the remedies taken
+    are appended to ``events``.
     """
     cov = COVARIANCE[covariance_type]
     nk = stats.nk + 10 * eps
@@ -236,12 +257,21 @@ def params_from_statistics(
             means = np.where(empty[:, None], previous.means, means)
             covariances = cov.keep_previous(covariances, previous.covariances, empty)
     weights = nk / (nk.sum() if normalise_weights else stats.total_weight)
-    pc = cov.precision_cholesky(covariances, reg_covar)
+    means, covariances, weights, pc, taken = factorised(
+        covariance_type, means, covariances, weights, reg_covar, eps, recovery, stats.worst,
+        history,
+    )
+    if events is not None:
+        events.extend(taken)
     return GMMParams(weights, means, covariances, pc, covariance_type)
 
 
-def m_step(stats: SufficientStatistics, previous: GMMParams, reg_covar: float, *, eps: float):
-    """The M-step: new parameters from the statistics of an E-step under ``previous``."""
+def m_step(stats: SufficientStatistics, previous: GMMParams, reg_covar: float, *, eps: float,
+           recovery: Recovery | None = None, events: list | None = None,
+           history: tuple = ()):
+    """The M-step: new parameters from the statistics of an E-step under ``previous``
+    (``recovery``, ``events``, ``history``: see :func:`params_from_statistics`)."""
     return params_from_statistics(
-        stats, reg_covar, previous.covariance_type, eps=eps, previous=previous
+        stats, reg_covar, previous.covariance_type, eps=eps, previous=previous,
+        recovery=recovery, events=events, history=history,
     )

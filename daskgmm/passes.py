@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from . import kernels
 from .errors import CheckpointMismatchError
 from .params import GMMParams, StatsLayout, SufficientStatistics
+from .recovery import merge_worst
 
 __all__ = [
     "SPLIT_EVERY",
@@ -59,6 +60,13 @@ def compute(*collections, reads: da.Array | None = None):
         *results, digests = dask.compute(*collections, check.digests_like(collections))
     check.record(digests)
     return tuple(results)
+
+
+def _arrays_only(collections) -> bool:
+    """Whether ``collections`` (nested in tuples or lists) are all Dask arrays."""
+    if isinstance(collections, (tuple, list)):
+        return all(_arrays_only(c) for c in collections)
+    return isinstance(collections, da.Array)
 
 
 #: bytes of a chunk digest (SHA-256)
@@ -113,7 +121,7 @@ class ContentCheck:
         dask then merges their chunk reads with the pass's instead of fusing a
         second read into one of them."""
         n = self.X.numblocks[0]
-        if all(isinstance(c, da.Array) for c in collections):
+        if _arrays_only(collections):
             return self.X.map_blocks(chunk_digest, chunks=((1,) * n, (DIGEST_SIZE,)),
                                      dtype=np.uint8, meta=np.empty((0, 0), np.uint8))
         return [dask.delayed(chunk_digest, pure=True)(b) for b in self.X.to_delayed().ravel()]
@@ -149,19 +157,21 @@ def _with_weights(block, weight_block, kernel, takes_block_info, *args, block_in
 
 
 def reduce_chunks(
-    X: da.Array, kernel: Callable, *args, size: int, weights: da.Array | None = None, **kwargs
-) -> da.Array:
+    X: da.Array, kernel: Callable, *args, size: int, weights: da.Array | None = None,
+    keep: int = 0, **kwargs
+):
     """Apply ``kernel`` to every row chunk of ``X`` and tree-sum the (1, size) rows.
 
     ``weights``: sample weights as an (n, 1) Dask array chunked like the rows of
     ``X``; each chunk's block is passed to the kernel as ``sample_weight``.
     Array arguments are wrapped as single graph keys (``dask.delayed``); the sum
     has a fixed order (the graph's), so results are bitwise reproducible on any
-    scheduler.
+    scheduler. With ``keep``, each chunk's row has ``keep`` more values, which
+    are gathered, not summed: the result is ``(sum, (n_chunks, keep) array)``.
     """
     args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
     layout = dict(
-        chunks=((1,) * X.numblocks[0], (size,)),
+        chunks=((1,) * X.numblocks[0], (size + keep,)),
         dtype=np.float64,
         meta=np.empty((0, 0), dtype=np.float64),
         **kwargs,
@@ -173,6 +183,8 @@ def reduce_chunks(
         per_chunk = da.map_blocks(
             _with_weights, X, weights, kernel, takes_block_info, *args, **layout
         )
+    if keep:
+        return per_chunk[:, :size].sum(axis=0, split_every=SPLIT_EVERY), per_chunk[:, size:]
     return per_chunk.sum(axis=0, split_every=SPLIT_EVERY)
 
 
@@ -206,24 +218,32 @@ def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> Su
 def summed_statistics(
     X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
     covariance_type: str, allow_missing: bool = False, weights: da.Array | None = None,
+    n_worst: int = 0,
 ) -> list[SufficientStatistics]:
     """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
     chunks of ``X`` in one ``compute``: the statistics of each, centred on the
     matching ``centers`` and checked for non-finite rows. ``weights``: sample
-    weights (see :func:`reduce_chunks`).
+    weights (see :func:`reduce_chunks`). ``n_worst``: the kernel also gives each
+    chunk's ``n_worst`` worst-explained rows, and the statistics carry the
+    ``n_worst`` worst of all (:attr:`SufficientStatistics.worst`).
 
     Every chunk is read once and handed to all the calls (their tasks share the
     chunk's key), so several parameter sets cost one read of the data, not one each.
     """
+    keep = [n_worst * (1 + c.shape[1]) for c in centers]
     totals = [
-        reduce_chunks(X, kernel, *args, weights=weights,
+        reduce_chunks(X, kernel, *args, weights=weights, keep=kept,
                       size=StatsLayout(*c.shape, covariance_type).size)
-        for args, c in zip(calls, centers)
+        for args, c, kept in zip(calls, centers, keep)
     ]
-    return [
-        check_finite(SufficientStatistics.from_vector(v, c, covariance_type), allow_missing)
-        for v, c in zip(compute(*totals, reads=X), centers)
-    ]
+    out = []
+    for total, c in zip(compute(*totals, reads=X), centers):
+        vector, worst = total if n_worst else (total, None)
+        stats = SufficientStatistics.from_vector(vector, c, covariance_type)
+        if worst is not None:
+            stats = replace(stats, worst=merge_worst(worst.reshape(-1, 1 + c.shape[1]), n_worst))
+        out.append(check_finite(stats, allow_missing))
+    return out
 
 
 def pass_statistics_many(X, kernel, centers, covariance_type, *extra, allow_missing=False,

@@ -27,7 +27,7 @@ if __name__ == "__main__":
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as c, Client(c):
-            fit(X, ckpt_path).save(model_path)
+            fit(X, ckpt_path).save(model_path, overwrite=True)
     else:
         with dask.config.set(scheduler="threads"):
-            fit(X, ckpt_path).save(model_path)
+            fit(X, ckpt_path).save(model_path, overwrite=True)

@@ -239,9 +239,12 @@ def test_collapsed_component_is_reported_never_nan():
 
 
 def test_singular_covariance_without_regularisation_names_component():
+    """With the remedies off, scikit-learn's error, naming the component (the
+    remedies: tests/test_recovery.py)."""
     X = np.vstack([np.random.default_rng(0).normal(size=(100, 2)), np.ones((50, 2)) * 10])
     with pytest.raises(ValueError, match=r"component\(s\) \d+ is not positive definite after adding reg_covar=0"):
-        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
+        GaussianMixture(2, reg_covar=0.0, random_state=0, jitter_covar=False,
+                        reseed_collapsed=False).fit(X)
 
 
 def test_integer_and_column_chunked_dask_input():

@@ -28,7 +28,14 @@ from abc import ABC, abstractmethod
 import numpy as np
 from scipy import linalg
 
-__all__ = ["CovarianceType", "Expansion", "ILL_DEFINED_MESSAGE", "ill_defined", "sum_squares"]
+__all__ = [
+    "CovarianceType",
+    "Expansion",
+    "ILL_DEFINED_MESSAGE",
+    "IllDefinedCovariance",
+    "ill_defined",
+    "sum_squares",
+]
 
 #: scikit-learn's wording, which its own tests match; our detail follows it.
 ILL_DEFINED_MESSAGE = (
@@ -43,14 +50,24 @@ ILL_DEFINED_MESSAGE = (
 MAX_EXPANSION = 1e6
 
 
-def ill_defined(components, reg_covar=None) -> ValueError:
+class IllDefinedCovariance(ValueError):
+    """scikit-learn's ValueError for covariances that are not positive definite;
+    ``units`` are the indices of the failing matrices (components; 0 for tied)."""
+
+    def __init__(self, message: str, units: list[int]):
+        super().__init__(message)
+        self.units = units
+
+
+def ill_defined(components, reg_covar=None, units=None) -> IllDefinedCovariance:
     """scikit-learn's error for a covariance that is not positive definite, naming
     the component(s)."""
     which = ", ".join(str(k) for k in components)
     reg = "" if reg_covar is None else f" after adding reg_covar={reg_covar:g}"
-    return ValueError(
+    return IllDefinedCovariance(
         f"{ILL_DEFINED_MESSAGE} The covariance of component(s) {which} is not positive "
-        f"definite{reg}."
+        f"definite{reg}.",
+        list(components) if units is None else list(units),
     )
 
 
@@ -58,12 +75,16 @@ def cholesky_of_precisions_from_covariances(mats: np.ndarray, names, reg_covar) 
     """Upper-triangular U_k with U_k U_k^T = inverse of each (D, D) covariance (stacked)."""
     d = mats.shape[-1]
     out = np.empty_like(mats)
+    bad = []
     for k, c in enumerate(mats):
         try:
             chol = linalg.cholesky(c, lower=True)
-        except linalg.LinAlgError:
-            raise ill_defined([names[k]], reg_covar) from None
+        except (linalg.LinAlgError, ValueError):  # not positive definite, or not finite
+            bad.append(k)
+            continue
         out[k] = linalg.solve_triangular(chol, np.eye(d), lower=True).T
+    if bad:
+        raise ill_defined([names[k] for k in bad], reg_covar, units=bad)
     return out
 
 
@@ -148,6 +169,10 @@ class CovarianceType(ABC):
     """The math of one covariance type (see the module docstring)."""
 
     name: str
+    #: whether each component has a covariance of its own (all but tied)
+    per_component: bool = True
+    #: dimensions of one covariance: 2 (a matrix), 1 (its diagonal) or 0 (a variance)
+    unit_ndim: int = 2
 
     # ---------------------------------------------------------------- shapes
 

@@ -68,6 +68,7 @@ class Diagonal(CovarianceType):
     def __init__(self, spherical: bool):
         self.spherical = spherical
         self.name = "spherical" if spherical else "diag"
+        self.unit_ndim = 0 if spherical else 1
 
     def shape(self, n_components, n_features):
         return (n_components,) if self.spherical else (n_components, n_features)
@@ -87,7 +88,7 @@ class Diagonal(CovarianceType):
 
     def precision_cholesky(self, covariances, reg_covar=None):
         cov = np.asarray(covariances, dtype=np.float64)
-        bad = np.flatnonzero((cov <= 0).reshape(len(cov), -1).any(axis=1))
+        bad = np.flatnonzero(~(cov > 0).reshape(len(cov), -1).all(axis=1))  # NaN too
         if bad.size:
             raise ill_defined(bad.tolist(), reg_covar)
         return 1.0 / np.sqrt(cov)

@@ -84,6 +84,7 @@ class _TiedExpansion(Expansion):
 
 class Tied(CovarianceType):
     name = "tied"
+    per_component = False
 
     def shape(self, n_components, n_features):
         return (n_features, n_features)
