@@ -112,6 +112,8 @@ def _cmd_fit(args) -> int:
         covariance_type=args.covariance_type,
         tol=args.tol,
         reg_covar=args.reg_covar,
+        jitter_covar=args.recovery,
+        reseed_collapsed=args.recovery,
         max_iter=args.max_iter,
         n_init=args.n_init,
         init_params=args.init,
@@ -318,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-iter", type=int, default=100, metavar="N")
     fit.add_argument("--tol", type=float, default=1e-3)
     fit.add_argument("--reg-covar", type=float, default=1e-6)
+    fit.add_argument("--no-recovery", dest="recovery", action="store_false",
+                     help="raise scikit-learn's error on a covariance that is not positive "
+                          "definite instead of adding a jitter or re-seeding the component")
     fit.add_argument("--n-init", type=_positive_int, default=1)
     fit.add_argument("--sample-weight", metavar="PATH_OR_VARIABLE",
                      help="weight of each row: a 1-D Zarr array (path or URL), or a variable "

@@ -339,16 +339,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             rows.n_features,
         )
         data = rows.array
-        row_weights = None if weights is None else weights.for_fit
-        if not rows.lazy or should_persist(data, self.persist):
-            data, row_weights = dask.persist(data, row_weights)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         saver = None
-        if do_init and self.checkpoint is not None:
+        if do_init and self.checkpoint is not None:  # checked before any read of the data
             saver = checkpoint_for(self.checkpoint, self.get_params(), data, weights,
                                    overwrite=self.checkpoint_overwrite,
                                    source=X if isinstance(X, (str, os.PathLike)) else None)
+        row_weights = None if weights is None else weights.for_fit
+        if not rows.lazy or should_persist(data, self.persist):
+            data, row_weights = dask.persist(data, row_weights)
         best = fit_gaussian_mixture(
             FitData(data, row_weights, self._allow_missing(rows)),
             self.get_params(),

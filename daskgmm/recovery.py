@@ -8,15 +8,18 @@ jitter
     against their spread: a jitter relative to that covariance's own variance
     scale (the mean of its diagonal) is added to its diagonal, from ``eps``
     times the scale up by factors of 10 to at most 1% of it, until the Cholesky
-    factorisation succeeds.
+    factorisation succeeds. The amount is kept (:func:`jitter_floors`) and
+    only ever raised, like a ``reg_covar`` of that component.
 reseed
     The component collapsed: onto a singleton or duplicated points, its
-    variance scale is zero (or jitter up to 1% did not help). It is re-seeded
-    on the row that the model explained worst in the E-step just made
-    (:func:`worst_rows`, tracked in the same pass), with the pooled covariance
-    of the healthy components and weight ``1/K`` (the weights renormalised).
-    Where no row is known (an initialisation), the component keeps its mean
-    and takes the pooled covariance.
+    variance scale is zero against the others' (or jitter up to 1% did not
+    help). It is re-seeded on the row that the model explained worst in the
+    E-step just made (:func:`worst_rows`, tracked in the same pass), with the
+    pooled covariance of the healthy components and weight ``1/K`` (the weights
+    renormalised). Where no row is known (an initialisation), the component
+    keeps its mean and takes the pooled covariance. After ``K`` re-seeds in a
+    run, a component collapsed onto a point keeps it, with a jitter relative
+    to the other components' scale.
 
 Each remedy is reported as an event (a dict) that the EM loop warns about and
 records. Where no remedy applies (the options off, a tied covariance that
@@ -25,11 +28,10 @@ jitter cannot fix, every component collapsed) scikit-learn's error remains.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-
-import warnings
 
 from .covariance import COVARIANCE
 from .covariance.base import IllDefinedCovariance

@@ -264,3 +264,31 @@ def test_a_user_file_at_the_lock_name_is_left_alone(tmp_path, content):
     with pytest.raises(daskgmm.CheckpointLockedError, match="is not a daskgmm lock; it is left"):
         GaussianMixture(2, random_state=0, checkpoint=str(tmp_path / "c.zarr")).fit(blobs(300, 2, 2)[0])
     assert lock.read_text() == content and not (tmp_path / "c.zarr").exists()
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A real read-only tmpfs (needs root and mount; skipped, saying why, elsewhere)."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_an_unwritable_checkpoint_or_output_is_refused_before_anything_is_read(read_only_disk, tmp_path):
+    from helpers import ChunkReads
+
+    reads = ChunkReads(blobs(300, 2, 2)[0], (100, 2))
+    with pytest.raises(UnsafePathError, match=r"checkpoint: .*c.zarr cannot be written \(.* is not writable\)"):
+        GaussianMixture(2, random_state=0, checkpoint=str(read_only_disk / "c.zarr")).fit(reads.array)
+    assert reads.count == 0  # refused before the initialisation read anything
+    da.from_array(blobs(300, 2, 2)[0], chunks=100).to_zarr(str(tmp_path / "data.zarr"))
+    done = run("fit", tmp_path / "data.zarr", "-k", 2, "-o", read_only_disk / "m.zarr")
+    assert done.returncode == 2 and "cannot be written" in done.stderr.strip().splitlines()[-1]
+    assert "iteration" not in done.stderr  # before the fit started
