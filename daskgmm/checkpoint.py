@@ -24,6 +24,7 @@ import zarr
 from ._version import __version__
 from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
 from .covariance import COVARIANCE
+from .acceleration import Acceleration
 from .params import EMResult, GMMParams
 
 __all__ = [
@@ -296,11 +297,16 @@ def _write_state(root, name: str, state: FitState) -> None:
     arrays, runs = {}, []
     for j, run in enumerate(state.runs):
         arrays.update({f"run{j}_{n}": getattr(run.params, n) for n in _PARAM_ARRAYS})
+        acc = run.acceleration
+        if acc is not None:
+            arrays.update({f"run{j}_plain_{n}": getattr(acc.plain, n) for n in _PARAM_ARRAYS})
         runs.append({
             "lower_bounds": list(map(float, run.lower_bounds)),
             "n_iter": int(run.n_iter),
             "converged": bool(run.converged),
             "recoveries": [dict(e) for e in run.recoveries],
+            "acceleration": None if acc is None else {"bound": float(acc.bound),
+                                                      "omega": float(acc.omega)},
         })
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
@@ -329,8 +335,10 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
         raise CheckpointError(f"{where}: state attributes are missing")
     runs_meta, layout = s["runs"], s["layout"]
     expected = {"rng_keys": (624,)}
-    for j in range(len(runs_meta)):
+    for j, r in enumerate(runs_meta):
         expected.update(_expected_shapes(covariance_type, k, d, prefix=f"run{j}_"))
+        if r.get("acceleration") is not None:
+            expected.update(_expected_shapes(covariance_type, k, d, prefix=f"run{j}_plain_"))
     declared = {name: tuple(shape) for name, (_, shape) in layout.items()}
     if declared != expected:
         raise CheckpointError(f"{where}: the state's layout does not match the fit's shapes")
@@ -346,6 +354,7 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
             int(r["n_iter"]),
             bool(r["converged"]),
             check_recoveries(r.get("recoveries", []), where),
+            _acceleration(r.get("acceleration"), arrays, covariance_type, j, where),
         )
         for j, r in enumerate(runs_meta)
     ]
@@ -370,6 +379,18 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
         best=best,
         chunk_digests=chunk_digests,
     )
+
+
+def _acceleration(meta, arrays, covariance_type: str, j: int, where: str):
+    """An accelerated run's fallback, from its recorded arrays and attributes."""
+    if meta is None:
+        return None
+    if not isinstance(meta, dict) or not all(
+        isinstance(meta.get(key), (int, float)) for key in ("bound", "omega")
+    ):
+        raise CheckpointError(f"{where}: the acceleration state of run {j} is malformed")
+    plain = _check_values(_params_from(arrays, covariance_type, prefix=f"run{j}_plain_"), where)
+    return Acceleration(plain, float(meta["bound"]), float(meta["omega"]))
 
 
 _RECOVERY_KEYS = {"iteration", "component", "action", "amount", "relative", "relative_to"}

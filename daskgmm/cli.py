@@ -112,6 +112,7 @@ def _cmd_fit(args) -> int:
         covariance_type=args.covariance_type,
         tol=args.tol,
         reg_covar=args.reg_covar,
+        accelerate=args.accelerate,
         jitter_covar=args.recovery,
         reseed_collapsed=args.recovery,
         max_iter=args.max_iter,
@@ -320,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-iter", type=int, default=100, metavar="N")
     fit.add_argument("--tol", type=float, default=1e-3)
     fit.add_argument("--reg-covar", type=float, default=1e-6)
+    fit.add_argument("--accelerate", action="store_true",
+                     help="adaptive over-relaxed EM: fewer passes where EM is slow, never "
+                          "ending lower than plain EM from the last accepted point")
     fit.add_argument("--no-recovery", dest="recovery", action="store_false",
                      help="raise scikit-learn's error on a covariance that is not positive "
                           "definite instead of adding a jitter or re-seeding the component")

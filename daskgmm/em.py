@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import dask.array as da
 
 from . import kernels
+from .acceleration import next_point
 from .params import EMResult, GMMParams, SufficientStatistics, m_step
 from .passes import summed_statistics
 from .recovery import Recovery, warn_recovered
@@ -66,6 +67,7 @@ def run_em(
     allow_missing: bool = False,
     sample_weight: da.Array | None = None,
     recovery: Recovery | None = None,
+    accelerate: bool = False,
 ) -> list[EMResult]:
     """EM for several initialisations in lockstep, each until ``|change| < tol`` or
     ``max_iter`` iterations.
@@ -86,10 +88,18 @@ def run_em(
     (:mod:`daskgmm.recovery`); each is warned about (``RecoveryWarning``) and
     recorded in the run's ``recoveries``. After a re-seed the next lower bound
     is not compared with the last: convergence is judged from the one after.
+
+    ``accelerate``: adaptive over-relaxed EM (:mod:`daskgmm.acceleration`). A
+    run's ``params`` are then the point its next pass evaluates, and its
+    ``acceleration`` the fallback; a rejected point's bound is recorded too, and
+    the change is measured from the last accepted point. A run that stops ends
+    on the plain EM update of its last accepted point.
     """
     runs = list(runs)
     bounds = [
-        -math.inf if r.reseeded_last else r.lower_bound if r.lower_bounds else b
+        -math.inf if r.reseeded_last
+        else r.acceleration.bound if r.acceleration is not None
+        else r.lower_bound if r.lower_bounds else b
         for r, b in zip(runs, previous_bounds or [-math.inf] * len(runs))
     ]
     n_worst = runs[0].params.n_components if recovery is not None and recovery.reseed else 0
@@ -110,12 +120,21 @@ def run_em(
             n_iter = runs[i].n_iter + 1
             events = [{"iteration": n_iter, **e} for e in events]
             reseeded = any(e["action"] != "jitter" for e in events)
-            bounds[i] = -math.inf if reseeded else lower_bound
-            converged = abs(change) < tol and not reseeded
             for e in events:
                 warn_recovered(e, i if len(runs) > 1 else None, reg_covar)
-            runs[i] = EMResult(params, [*runs[i].lower_bounds, lower_bound], n_iter, converged,
-                               (*runs[i].recoveries, *events))
+            state, point = None, params
+            if accelerate and not reseeded:
+                point, state, _, converged = next_point(
+                    runs[i].params, lower_bound, params, runs[i].acceleration, abs(change) < tol
+                )
+                bounds[i] = state.bound
+            else:
+                converged = abs(change) < tol and not reseeded
+                bounds[i] = -math.inf if reseeded else lower_bound
+            if state is not None and (converged or n_iter >= max_iter):
+                point, state = state.plain, None  # a run ends on a plain EM update
+            runs[i] = EMResult(point, [*runs[i].lower_bounds, lower_bound], n_iter, converged,
+                               (*runs[i].recoveries, *events), state)
             updates.append((i, n_iter, lower_bound, change, params, converged))
         seconds = time.perf_counter() - t0
         infos = []

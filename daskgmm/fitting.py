@@ -231,6 +231,7 @@ def fit_gaussian_mixture(
         allow_missing=data.allow_missing,
         sample_weight=data.weights,
         recovery=recovery,
+        accelerate=params.get("accelerate", False),
     )
     content = None if saver is None else ContentCheck(data.X, where=str(saver.path))
     # one writer per checkpoint, for the whole fit; the first pass takes the data's digests

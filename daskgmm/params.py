@@ -98,6 +98,9 @@ class EMResult:
     #: collapsed components recovered so far (see :mod:`daskgmm.recovery`), each a
     #: dict with the ``iteration`` whose M-step recovered it
     recoveries: tuple = ()
+    #: an accelerated run's fallback (:class:`daskgmm.acceleration.Acceleration`),
+    #: None for plain EM and for a run that has stopped
+    acceleration: object = None
 
     @property
     def lower_bound(self) -> float:
