@@ -27,6 +27,7 @@ closed again when the block ends, also on error or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -114,21 +115,36 @@ def _strict(schema):
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _crds() -> dict:
-    """The CustomResourceDefinitions that the installed dask-kubernetes ships, by kind."""
+    """The CustomResourceDefinitions that the installed dask-kubernetes ships, by kind
+    (read once: parsing them takes seconds)."""
     import pathlib
 
     import yaml
 
     operator = _optional("dask_kubernetes.operator", "kubernetes")
     folder = pathlib.Path(operator.__file__).parent / "deployment/helm/dask-kubernetes-operator/crds"
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     crds = {}
     for path in sorted(folder.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
+        crd = yaml.load(path.read_text(), Loader=loader)
         crds[crd["spec"]["names"]["kind"]] = crd
     if not crds:
         raise ImportError(f"no CRDs found in {folder}")
     return crds
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(kind: str, api_version: str):
+    """A strict validator of one CRD version's schema (built once; the CRD schema
+    itself is trusted, as shipped with dask-kubernetes)."""
+    jsonschema = _optional("jsonschema", "kubernetes")
+    crd = _crds()[kind]
+    version = next(v for v in crd["spec"]["versions"]
+                   if f"{crd['spec']['group']}/{v['name']}" == api_version)
+    schema = _strict(version["schema"]["openAPIV3Schema"])
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def validate_kubernetes_resource(resource: Mapping) -> None:
@@ -152,9 +168,8 @@ def validate_kubernetes_resource(resource: Mapping) -> None:
     if not resource.get("metadata", {}).get("name"):
         raise ValueError(f"{kind} needs metadata.name")
     body = {k: v for k, v in resource.items() if k not in ("apiVersion", "kind", "metadata")}
-    schema = _strict(version["schema"]["openAPIV3Schema"])
     try:
-        jsonschema.validate(body, schema)
+        _validator(kind, resource.get("apiVersion")).validate(body)
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise ValueError(f"{kind} is not valid at {where}: {exc.message}") from None

@@ -128,12 +128,12 @@ def _progress(ckpt):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_batch_job_cancelled_midway_resumes_from_its_checkpoint(slurm, zarr_data, tmp_path):
     X, path = zarr_data
-    fit = dict(n_components=4, random_state=0, tol=0.0, max_iter=150)
+    fit = dict(n_components=4, random_state=0, tol=0.0, max_iter=60)
     reference = daskgmm.GaussianMixture(**fit).fit(da.from_zarr(str(path)))
     ckpt, model = tmp_path / "ckpt.zarr", tmp_path / "model.zarr"
     env = {
         "DATA": str(path), "K": "4", "CHECKPOINT": str(ckpt), "OUTPUT": str(model),
-        "DASKGMM": DASKGMM, "EXTRA": "--random-state 0 --tol 0 --max-iter 150",
+        "DASKGMM": DASKGMM, "EXTRA": "--random-state 0 --tol 0 --max-iter 60",
     }
     job = _submit(tmp_path, env)
     deadline = time.time() + 240
