@@ -69,3 +69,24 @@ class ChunkReads:
     @property
     def passes(self) -> float:
         return self.count / self.source.numblocks[0]
+
+
+class Stop(Exception):
+    """Raised by :func:`stopped_after` in place of an E-step pass."""
+
+
+def stopped_after(passes, monkeypatch):
+    """EM raises :class:`Stop` at its pass number ``passes`` (the state saved before it
+    stays); returns a function that restores the real E-step."""
+    from daskgmm import em
+
+    original, calls = em.expectation, [0]
+
+    def flaky(*a, **k):
+        calls[0] += 1
+        if calls[0] == passes:
+            raise Stop
+        return original(*a, **k)
+
+    monkeypatch.setattr(em, "expectation", flaky)
+    return lambda: monkeypatch.setattr(em, "expectation", original)

@@ -8,9 +8,10 @@ import dask.array as da
 import numpy as np
 import pytest
 from conftest import blobs
+from helpers import Stop, stopped_after
 from sklearn.exceptions import ConvergenceWarning
 
-from daskgmm import GaussianMixture, em
+from daskgmm import GaussianMixture
 from daskgmm.acceleration import extrapolate
 from daskgmm.params import GMMParams
 
@@ -84,22 +85,11 @@ def test_an_accelerated_fit_interrupted_resumes_bitwise(tmp_path, monkeypatch):
     params = dict(accelerate=True, tol=0.0, max_iter=12, n_init=2)
     reference = fit(X, **params)
 
-    class Stop(Exception):
-        pass
-
-    original, calls = em.expectation, [0]
-
-    def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] == 9:
-            raise Stop
-        return original(*a, **k)
-
     ckpt = str(tmp_path / "c.zarr")
-    monkeypatch.setattr(em, "expectation", flaky)
+    restore = stopped_after(9, monkeypatch)  # the state after that pass is saved
     with pytest.raises(Stop):
         fit(X, checkpoint=ckpt, **params)
-    monkeypatch.setattr(em, "expectation", original)
+    restore()
     resumed = fit(X, checkpoint=ckpt, **params)
     np.testing.assert_array_equal(resumed.means_, reference.means_)
     np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)

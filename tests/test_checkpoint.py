@@ -19,7 +19,7 @@ import zarr
 from checkpoint_worker import FIT, fit
 from conftest import blobs
 from sklearn.exceptions import ConvergenceWarning
-from helpers import ChunkReads
+from helpers import ChunkReads, Stop, stopped_after
 
 import daskgmm
 from daskgmm.errors import UnsafePathError
@@ -218,27 +218,6 @@ def _copy_with_one_value_changed(path, row, tmp_path):
     return da.from_zarr(str(other))
 
 
-
-class _Stop(Exception):
-    pass
-
-
-def _stopped_after(passes, monkeypatch):
-    """EM stops with _Stop at its pass number ``passes`` (the state before it is saved)."""
-    from daskgmm import em
-
-    original, calls = em.expectation, [0]
-
-    def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] == passes:
-            raise _Stop
-        return original(*a, **k)
-
-    monkeypatch.setattr(em, "expectation", flaky)
-    return lambda: monkeypatch.setattr(em, "expectation", original)
-
-
 def test_a_checkpoint_is_refused_on_data_that_differ_in_one_middle_value(
         zarr_data, tmp_path, scheduler, monkeypatch):
     """Each chunk's SHA-256 is recorded in the first pass; a resumed fit compares
@@ -253,8 +232,8 @@ def test_a_checkpoint_is_refused_on_data_that_differ_in_one_middle_value(
             return GaussianMixture(**(FIT | {"max_iter": 4}), checkpoint=checkpoint, **params).fit(data)
 
     running = str(tmp_path / "running.zarr")
-    restore = _stopped_after(3, monkeypatch)
-    with pytest.raises(_Stop):
+    restore = stopped_after(3, monkeypatch)
+    with pytest.raises(Stop):
         fit(X, running)
     restore()
     before = daskgmm.inspect(running)

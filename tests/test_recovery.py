@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 from scipy import stats
+from helpers import Stop, stopped_after
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
@@ -148,22 +149,11 @@ def test_a_fit_interrupted_after_a_reseed_resumes_bitwise(tmp_path, monkeypatch)
     assert any(e["action"] == "reseed" for e in reference.recoveries_)
     reseed_at = min(e["iteration"] for e in reference.recoveries_ if e["action"] == "reseed")
 
-    class Stop(Exception):
-        pass
-
-    original, calls = em.expectation, [0]
-
-    def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] == reseed_at + 2:  # the state after the re-seed is saved
-            raise Stop
-        return original(*a, **k)
-
     ckpt = str(tmp_path / "c.zarr")
-    monkeypatch.setattr(em, "expectation", flaky)
+    restore = stopped_after(reseed_at + 2, monkeypatch)  # the state after that pass is saved
     with pytest.raises(Stop):
         fit(X, checkpoint=ckpt, **params)
-    monkeypatch.setattr(em, "expectation", original)
+    restore()
     resumed, _ = fit(X, checkpoint=ckpt, **params)
     np.testing.assert_array_equal(resumed.means_, reference.means_)
     np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)

@@ -209,19 +209,24 @@ def test_a_damaged_checkpoint_structure_gives_checkpoint_error(tmp_path):
         GaussianMixture(2, random_state=0, checkpoint=str(path)).fit(X)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 200 KiB tmpfs (needs root and mount; skipped, saying why, elsewhere)."""
-    where = tmp_path / "disk"
+def _tmpfs(where, options):
+    """A real tmpfs mounted at ``where`` (needs root and mount; the test is skipped,
+    saying why, elsewhere); unmounted afterwards."""
     where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(where)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {done.stderr.strip() or done.returncode}")
     try:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 200 KiB tmpfs."""
+    yield from _tmpfs(tmp_path / "disk", "size=200k")
 
 
 def test_replacing_a_model_on_a_full_disk_keeps_the_old_one(fitted, small_disk):
@@ -268,17 +273,8 @@ def test_a_user_file_at_the_lock_name_is_left_alone(tmp_path, content):
 
 @pytest.fixture
 def read_only_disk(tmp_path):
-    """A real read-only tmpfs (needs root and mount; skipped, saying why, elsewhere)."""
-    where = tmp_path / "ro"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+    """A real read-only tmpfs."""
+    yield from _tmpfs(tmp_path / "ro", "ro,size=64k")
 
 
 def test_an_unwritable_checkpoint_or_output_is_refused_before_anything_is_read(read_only_disk, tmp_path):
