@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .covariance import COVARIANCE
 from .covariance.base import IllDefinedCovariance
 from .params import GMMParams
 

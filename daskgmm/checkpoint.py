@@ -22,16 +22,16 @@ import numpy as np
 import zarr
 
 from ._version import __version__
-from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
-from .covariance import COVARIANCE
 from .acceleration import Acceleration
+from .covariance import COVARIANCE
+from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
 from .params import EMResult, GMMParams
 
 __all__ = [
+    "Checkpoint",
     "CheckpointError",
     "CheckpointLockedError",
     "CheckpointMismatchError",
-    "Checkpoint",
     "FitState",
     "inspect",
     "read_model",

@@ -135,7 +135,7 @@ def _crds() -> dict:
     return crds
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(kind: str, api_version: str):
     """A strict validator of one CRD version's schema (built once; the CRD schema
     itself is trusted, as shipped with dask-kubernetes)."""

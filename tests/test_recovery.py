@@ -8,8 +8,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from scipy import stats
 from helpers import Stop, stopped_after
+from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
