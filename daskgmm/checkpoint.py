@@ -499,9 +499,11 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
 
 
 def inspect(path) -> dict:
-    """A summary of a checkpoint or model: kind, status, iterations, lower bounds, shapes.
+    """A summary of a checkpoint or model: kind, status, iterations, lower bounds, shapes,
+    the recovered components (``recoveries``).
 
-    For a checkpoint also its data and, for every initialisation drawn so far,
+    For a checkpoint also its data, whether the digests of its chunks are recorded
+    (``chunk_digests``: a resume then verifies them) and, for every initialisation drawn so far,
     its iterations, last lower bound and convergence (``initialisations``);
     ``n_iter`` is the most iterations of any, and once the fit is done ``best``
     names the initialisation kept.
@@ -511,7 +513,8 @@ def inspect(path) -> dict:
     out = {"path": str(path), "kind": meta["kind"], "version": meta.get("version")}
     if meta["kind"] == "model":
         params, est, fitted = read_model(path)
-        out.update(status="fitted", n_iter=fitted.get("n_iter_"), lower_bounds=fitted.get("lower_bounds_"))
+        out.update(status="fitted", n_iter=fitted.get("n_iter_"), lower_bounds=fitted.get("lower_bounds_"),
+                   recoveries=fitted.get("recoveries_", []))
     else:
         est = meta["identity"]["params"]
         out["data"] = meta["identity"]["data"]
@@ -529,11 +532,13 @@ def inspect(path) -> dict:
             ],
             n_iter=max((r.n_iter for r in runs), default=0),
         )
+        out["chunk_digests"] = state is not None and state.chunk_digests is not None
         params = None
         if state is not None and state.status == "done":
             best = runs[state.best]
             params = best.params
-            out.update(n_iter=best.n_iter, lower_bounds=best.lower_bounds, best=state.best)
+            out.update(n_iter=best.n_iter, lower_bounds=best.lower_bounds, best=state.best,
+                       recoveries=[dict(e) for e in best.recoveries])
         elif runs:
             params = runs[-1].params
             if len(runs) == 1:

@@ -230,6 +230,12 @@ def _cmd_inspect(args) -> int:
     if "data" in info:
         d = info["data"]
         print(f"  data:                {tuple(d['shape'])} {d['dtype']}, {len(d['row_chunks'])} row chunks")
+        print("  chunk digests:       " + ("recorded (a resume verifies the data against them)"
+                                         if info.get("chunk_digests") else "not recorded yet"))
+    if info.get("recoveries"):
+        actions = [e["action"] for e in info["recoveries"]]
+        counts = ", ".join(f"{actions.count(a)} {a}" for a in sorted(set(actions)))
+        print(f"  recovered:           {counts} (RecoveryWarning; see recoveries_)")
     return 0
 
 

@@ -50,7 +50,8 @@ def test_fit_inspect_predict(data, tmp_path):
     shown = run("inspect", model).stdout
     assert "daskgmm model" in shown and "fitted" in shown and "means:" in shown
     info = json.loads(run("inspect", ckpt, "--json").stdout)
-    assert info["kind"] == "checkpoint" and info["status"] == "done"
+    assert info["kind"] == "checkpoint" and info["status"] == "done" and info["chunk_digests"]
+    assert "chunk digests:       recorded" in run("inspect", ckpt).stdout
 
     run("predict", model, root / "data.zarr", "-o", labels)
     np.testing.assert_array_equal(zarr.open_array(str(labels))[:], same.predict(X))
