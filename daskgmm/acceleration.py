@@ -50,15 +50,13 @@ class Acceleration:
 
 def _free(p: GMMParams) -> list[np.ndarray]:
     cov = p.cov
-    c = np.asarray(p.covariances, dtype=np.float64)
     if cov.unit_ndim == 2:
-        units = c if cov.per_component else c[None]
-        chol = np.linalg.cholesky(units)
+        chol = np.linalg.cholesky(cov.units(p.covariances))
         d = chol.shape[-1]
         chol[:, np.arange(d), np.arange(d)] = np.log(chol[:, np.arange(d), np.arange(d)])
         shape = chol
     else:
-        shape = np.log(c)
+        shape = np.log(np.asarray(p.covariances, dtype=np.float64))
     return [np.log(p.weights), np.asarray(p.means, dtype=np.float64), shape]
 
 
@@ -71,8 +69,7 @@ def _from_free(free: list[np.ndarray], like: GMMParams) -> GMMParams | None:
         chol = np.tril(shape)
         d = chol.shape[-1]
         chol[:, np.arange(d), np.arange(d)] = np.exp(chol[:, np.arange(d), np.arange(d)])
-        units = chol @ np.swapaxes(chol, -1, -2)
-        covariances = units if cov.per_component else units[0]
+        covariances = cov.from_units(chol @ np.swapaxes(chol, -1, -2))
     else:
         covariances = np.exp(shape)
     if not (np.isfinite(weights).all() and np.isfinite(means).all()

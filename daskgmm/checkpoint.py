@@ -26,6 +26,7 @@ from .acceleration import Acceleration
 from .covariance import COVARIANCE
 from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
 from .params import EMResult, GMMParams
+from .passes import DIGEST_SIZE
 
 __all__ = [
     "Checkpoint",
@@ -366,10 +367,10 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
     chunk_digests = None
     if "chunk_digests" in s:
         node = group["chunk_digests"]
-        if tuple(node.shape) != (n_chunks, 32) or np.dtype(node.dtype) != np.uint8:
+        if tuple(node.shape) != (n_chunks, DIGEST_SIZE) or np.dtype(node.dtype) != np.uint8:
             raise CheckpointError(
                 f"{where}: chunk_digests has shape {tuple(node.shape)} and dtype {node.dtype}, "
-                f"expected ({n_chunks}, 32) uint8 for the data's {n_chunks} row chunks"
+                f"expected ({n_chunks}, {DIGEST_SIZE}) uint8 for the data's {n_chunks} row chunks"
             )
         chunk_digests = _read_array(group, "chunk_digests", s["chunk_digests"], where)
     return FitState(

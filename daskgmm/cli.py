@@ -196,10 +196,9 @@ def _cmd_predict(args) -> int:
         if not isinstance(result, da.Array) and not hasattr(result, "to_dataset"):
             result = da.from_array(result)
         t0 = time.perf_counter()
-        _write_zarr(result, args.output, args.overwrite,
-                    "probabilities" if args.proba else "labels")
-    logger.info("%s written to %s in %.1f s", "probabilities" if args.proba else "labels",
-                args.output, time.perf_counter() - t0)
+        kind = "probabilities" if args.proba else "labels"
+        _write_zarr(result, args.output, args.overwrite, kind)
+    logger.info("%s written to %s in %.1f s", kind, args.output, time.perf_counter() - t0)
     return 0
 
 

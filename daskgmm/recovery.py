@@ -63,12 +63,6 @@ class Recovery:
         return self.jitter or self.reseed
 
 
-def _units(cov, covariances) -> np.ndarray:
-    """Covariances stacked one per unit (component; one unit for tied)."""
-    c = np.array(covariances, dtype=np.float64)
-    return c if cov.per_component else c[None]
-
-
 def _variance_scale(cov, units) -> np.ndarray:
     if cov.unit_ndim == 0:
         return units.copy()
@@ -89,7 +83,7 @@ def _with_jitter(cov, units, amounts) -> np.ndarray:
 
 def _factorises(cov, units) -> bool:
     try:
-        cov.precision_cholesky(units if cov.per_component else units[0], None)
+        cov.precision_cholesky(cov.from_units(units), None)
     except IllDefinedCovariance:
         return False
     return True
@@ -160,7 +154,7 @@ def factorised(covariance_type: str, means, covariances, weights, reg_covar: flo
     cov = COVARIANCE[covariance_type]
     if recovery is None or not recovery.any:
         return means, covariances, weights, cov.precision_cholesky(covariances, reg_covar), []
-    units = _units(cov, covariances)
+    units = cov.units(covariances)
     reference, collapsed = _reference_scales(
         cov, units, weights if cov.per_component else [1.0], eps
     )
@@ -168,8 +162,8 @@ def factorised(covariance_type: str, means, covariances, weights, reg_covar: flo
     if floors.any():
         units = _with_jitter(cov, units, floors)
     try:
-        pc = cov.precision_cholesky(units if cov.per_component else units[0], reg_covar)
-        return means, (units if cov.per_component else units[0]), weights, pc, []
+        covariances = cov.from_units(units)
+        return means, covariances, weights, cov.precision_cholesky(covariances, reg_covar), []
     except IllDefinedCovariance as err:
         first_error, bad = err, list(err.units)
     can_reseed = recovery.reseed and cov.per_component
@@ -198,7 +192,7 @@ def factorised(covariance_type: str, means, covariances, weights, reg_covar: flo
                            "component": int(k), "amount": None, "relative": None,
                            "relative_to": None})
         weights = weights / weights.sum()
-    covariances = units if cov.per_component else units[0]
+    covariances = cov.from_units(units)
     return means, covariances, weights, cov.precision_cholesky(covariances, reg_covar), events
 
 
@@ -216,7 +210,6 @@ def worst_rows(log_lik: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
     pick = pick[np.argsort(ll[pick], kind="stable")]
     out[:m, 0] = ll[pick]
     out[:m, 1:] = rows[pick]
-    out[~np.isfinite(out[:, 0])] = np.inf
     return out
 
 

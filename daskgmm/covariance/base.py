@@ -174,6 +174,16 @@ class CovarianceType(ABC):
     #: dimensions of one covariance: 2 (a matrix), 1 (its diagonal) or 0 (a variance)
     unit_ndim: int = 2
 
+    def units(self, covariances) -> np.ndarray:
+        """The covariances stacked one per unit (a float64 copy): per component, or
+        the one tied matrix."""
+        c = np.array(covariances, dtype=np.float64)
+        return c if self.per_component else c[None]
+
+    def from_units(self, units: np.ndarray) -> np.ndarray:
+        """The covariances of :meth:`units` in this type's own shape."""
+        return units if self.per_component else units[0]
+
     # ---------------------------------------------------------------- shapes
 
     @abstractmethod
