@@ -7,6 +7,7 @@ or the daemons do not come up.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pathlib
 import re
@@ -55,10 +56,16 @@ def zarr_data(tmp_path):
     return X, path
 
 
+def job_name(tmp_path) -> str:
+    return f"daskgmm-test-{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]}"
+
+
 def worker_config(tmp_path, **changes) -> pathlib.Path:
+    """A worker config whose jobs carry a name of this test's own (``job_name(tmp_path)``):
+    jobs that an earlier run left in SLURM's saved state never count as this test's."""
     conf = {
         "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:15:00",
-        "queue": "debug", "job_name": "daskgmm-test-worker",
+        "queue": "debug", "job_name": job_name(tmp_path),
         "local_directory": str(tmp_path), "log_directory": str(tmp_path / "logs"),
     } | changes
     path = tmp_path / "slurm.yaml"
@@ -92,7 +99,7 @@ def test_workers_are_slurm_jobs_and_give_the_threaded_model(slurm, zarr_data, tm
         gm = daskgmm.GaussianMixture(4, random_state=0).fit(da.from_zarr(str(path)))
     assert len(job_ids) == 2 and None not in job_ids
     for job in job_ids:
-        assert re.search(rf"^{job} daskgmm-test-worker RUNNING$", queued, re.M), queued
+        assert re.search(rf"^{job} {job_name(tmp_path)} RUNNING$", queued, re.M), queued
     np.testing.assert_array_equal(gm.means_, reference.means_)
 
     # The same through the command-line program.
@@ -198,6 +205,6 @@ def test_pending_worker_jobs_are_shown_with_slurms_reason(slurm, zarr_data, tmp_
     assert "only 0 of 1 worker(s) joined within 5 s; SLURM jobs: 1 pending (BeginTime)" in last
     assert "The config asks for 1 cores and 1GiB of memory per job, in queue debug" in last
     assert "Traceback" not in done.stderr
-    queued = subprocess.run(["squeue", "-h", "-n", "daskgmm-test-worker"], capture_output=True,
+    queued = subprocess.run(["squeue", "-h", "-n", job_name(tmp_path)], capture_output=True,
                             text=True).stdout
     assert queued == ""  # the pending job was cancelled with the cluster

@@ -62,7 +62,9 @@ CONF
 # Debian's packages read /etc/slurm; older ones /etc/slurm-llnl.
 [ -d /etc/slurm-llnl ] && cp "$CONF_DIR/slurm.conf" /etc/slurm-llnl/slurm.conf
 
-pgrep -x slurmctld >/dev/null || slurmctld
+# A cold start clears the saved job state (-c): jobs of an earlier run, kept in
+# /var/spool/slurmctld by a machine image, would otherwise come back pending.
+pgrep -x slurmctld >/dev/null || slurmctld -c
 pgrep -x slurmd >/dev/null || slurmd
 
 for _ in $(seq 60); do
