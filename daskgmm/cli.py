@@ -124,6 +124,7 @@ def _cmd_fit(args) -> int:
         checkpoint_overwrite=args.overwrite,
         checkpoint_verify=args.verify,
         persist=persist,
+        missing=args.missing,
         **_estimator_xarray_options(args),
     )
     if args.checkpoint:
@@ -345,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "chunks with those it recorded (a finished one then needs no pass)")
     fit.add_argument("--overwrite", action="store_true",
                      help="replace a checkpoint of another fit instead of refusing it")
+    fit.add_argument("--missing", default="auto", choices=["auto", "raise", "drop", "marginalize"],
+                     help="rows with NaN: an error, left out, or their missing values integrated "
+                          "out by EM (auto: left out for xarray input, else an error); the "
+                          "model keeps it for predict")
     fit.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
                      help="keep the data in cluster memory (auto: when it fits)")
     fit.add_argument("-o", "--output", metavar="MODEL_PATH", help="write the model (Zarr group) here")

@@ -52,8 +52,9 @@ class Rows:
 
     ``lazy``: results are returned as Dask (or Dask-backed xarray) objects,
     otherwise computed. ``restore`` turns a per-row result, shape (n,) or
-    (n, K), back into the caller's layout (xarray). ``missing_allowed``: rows
-    with a NaN are left out of the fit instead of being an error.
+    (n, K) or (n, D), back into the caller's layout (xarray). ``missing_allowed``:
+    rows with a NaN are left out of the fit by default (``missing='auto'``)
+    instead of being an error.
     ``feature_names``: the names of the features, when the input has them.
     ``per_row``: for xarray input, lays out a DataArray over the sample
     dimensions (such as sample weights) as a (n,) Dask array, like the rows.
@@ -284,6 +285,7 @@ def _xarray_rows(X, name, sample_dims, feature_dim) -> Rows:
             f"sample_dims={sample_dims!r} and feature_dim={feature_dim!r} must together name "
             f"every dimension of {name} {X.dims} once"
         )
+    was_dataset = feature_names is not None
     X = X.transpose(*sample_dims, feature_dim)
     lazy = isinstance(X.data, da.Array)
     data = X.data if lazy else da.from_array(np.asarray(X.data), chunks="auto")
@@ -294,6 +296,10 @@ def _xarray_rows(X, name, sample_dims, feature_dim) -> Rows:
     }
 
     def restore(result: da.Array, kind: str):
+        if kind == "impute":  # the input's own layout, features included
+            out = xr.DataArray(rows_to_blocks(result, sample_chunks), dims=X.dims,
+                               coords=X.coords, name=X.name, attrs=X.attrs)
+            return out.to_dataset(dim=feature_dim) if was_dataset else out
         dims = list(sample_dims) + (["component"] if result.ndim == 2 else [])
         return xr.DataArray(
             rows_to_blocks(result, sample_chunks),

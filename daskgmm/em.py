@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import dask.array as da
 
 from . import kernels
 from .acceleration import next_point
+from .errors import DaskGMMWarning
 from .params import EMResult, GMMParams, SufficientStatistics, m_step
 from .passes import summed_statistics
 from .recovery import Recovery, warn_recovered
@@ -27,7 +29,7 @@ __all__ = ["EMResult", "IterationInfo", "expectation", "run_em"]
 logger = logging.getLogger(__name__)
 
 def expectation(
-    X: da.Array, params: list[GMMParams], allow_missing: bool = False,
+    X: da.Array, params: list[GMMParams], missing: str = "raise",
     sample_weight: da.Array | None = None, n_worst: int = 0,
 ) -> list[SufficientStatistics]:
     """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
@@ -36,7 +38,7 @@ def expectation(
     ``n_worst``: also find the rows each model explains worst (re-seeding)."""
     return summed_statistics(
         X, kernels.chunk_statistics, [(*p.kernel_args, n_worst) for p in params],
-        [p.means for p in params], params[0].covariance_type, allow_missing,
+        [p.means for p in params], params[0].covariance_type, missing,
         weights=sample_weight, n_worst=n_worst,
     )
 
@@ -64,7 +66,7 @@ def run_em(
     eps: float,
     previous_bounds: list[float] | None = None,
     callback: Callable[[list[EMResult], list[IterationInfo]], None] | None = None,
-    allow_missing: bool = False,
+    missing: str = "raise",
     sample_weight: da.Array | None = None,
     recovery: Recovery | None = None,
     accelerate: bool = False,
@@ -80,7 +82,8 @@ def run_em(
     may continue earlier ones (resumed from a checkpoint); ``previous_bounds``
     gives the bound that a run's first iteration is compared with (warm start;
     default -inf). ``callback(runs, infos)`` follows every pass. With
-    ``allow_missing``, rows with NaN are left out (see :func:`check_finite`).
+    ``missing='drop'``, rows with NaN are left out (see :func:`check_finite`); with
+    ``'marginalize'`` their missing features are integrated out.
     ``sample_weight`` weights the rows (see :func:`expectation`); the lower
     bound is then the weighted mean log-likelihood.
 
@@ -108,10 +111,13 @@ def run_em(
         if not active:
             return runs
         t0 = time.perf_counter()
-        stats = expectation(X, [runs[i].params for i in active], allow_missing, sample_weight,
+        stats = expectation(X, [runs[i].params for i in active], missing, sample_weight,
                             n_worst)
         updates = []
         for i, st in zip(active, stats):
+            if st.n_empty and runs[i].n_iter == 0:
+                warnings.warn(f"{st.n_empty} rows of X have every feature missing (NaN): they "
+                              "count for nothing in the fit.", DaskGMMWarning, stacklevel=2)
             lower_bound = st.log_lik_sum / st.total_weight
             events: list[dict] = []
             params = m_step(st, runs[i].params, reg_covar, eps=eps, recovery=recovery,

@@ -22,7 +22,7 @@ from .errors import ConvergenceWarning
 from .fitting import FitData, checkpoint_for, fit_gaussian_mixture
 from .init import INIT_METHODS
 from .params import GMMParams
-from .passes import compute, map_rows
+from .passes import MISSING, compute, map_rows
 from .progress import verbose_hooks
 from .safety import check_output, replace_atomically
 from .validation import check_initial_parameters
@@ -146,11 +146,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         For an ``xarray.DataArray``: the dimension that indexes features
         (default: the second of two). For an ``xarray.Dataset`` the data
         variables are the features.
-    dropna : {'auto', True, False}, default='auto'
-        Leave rows with a NaN (or infinite) feature out of the fit; they get
-        label -1 and NaN probabilities and densities. ``'auto'``: True for
-        xarray input (gridded data with masks), False otherwise, where such
-        rows are an error.
+    missing : {'auto', 'raise', 'drop', 'marginalize'}, default='auto'
+        What rows with a NaN feature are. ``'raise'``: an error (as in
+        scikit-learn). ``'drop'``: left out of the fit (rows with infinity too);
+        they get label -1 and NaN probabilities and densities.
+        ``'marginalize'``: their missing features are integrated out by EM
+        (Ghahramani & Jordan 1994): responsibilities and densities come from the
+        observed features, and the statistics are the expected ones; see
+        :meth:`impute`. Rows with every feature missing count for nothing (see
+        ``n_empty_rows_``); infinity is still an error. ``'auto'``: 'drop' for
+        xarray input (gridded data with masks), 'raise' otherwise.
+    dropna : {'auto', True, False}, default='deprecated'
+        Deprecated alias of ``missing`` (True: 'drop', False: 'raise').
     persist : {'auto', True, False}, default='auto'
         Keep Dask input in (cluster) memory during the fit. ``'auto'`` persists
         data that fits comfortably in memory; ``False`` re-reads it from its
@@ -215,7 +222,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "reseed_collapsed": ["boolean"],
         "sample_dims": [str, list, tuple, None],
         "feature_dim": [str, None],
-        "dropna": [StrOptions({"auto"}), "boolean"],
+        "missing": [StrOptions({"auto", *MISSING})],
+        "dropna": [StrOptions({"auto", "deprecated"}), "boolean"],
         "persist": [StrOptions({"auto"}), "boolean"],
     }
 
@@ -248,7 +256,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         reseed_collapsed=True,
         sample_dims=None,
         feature_dim=None,
-        dropna="auto",
+        missing="auto",
+        dropna="deprecated",
         persist="auto",
     ):
         self.n_components = n_components
@@ -277,19 +286,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.reseed_collapsed = reseed_collapsed
         self.sample_dims = sample_dims
         self.feature_dim = feature_dim
+        self.missing = missing
         self.dropna = dropna
         self.persist = persist
 
     # ------------------------------------------------------------------ input
 
-    def _rows(self, X, *, reset: bool) -> Rows:
+    def _rows(self, X, *, reset: bool, missing: str | None = None) -> Rows:
         if _is_array_like_numpy(X):
+            missing = missing or self._missing_param()
             X = validate_data(
                 self,
                 X,
                 dtype=[np.float64, np.float32],
                 ensure_min_samples=2 if reset else 1,
                 reset=reset,
+                ensure_all_finite={"drop": False, "marginalize": "allow-nan"}.get(missing, True),
             )
             return as_rows(X)
         rows = as_rows(X, sample_dims=self.sample_dims, feature_dim=self.feature_dim)
@@ -305,8 +317,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         return rows
 
-    def _allow_missing(self, rows: Rows) -> bool:
-        return rows.missing_allowed if self.dropna == "auto" else bool(self.dropna)
+    def _missing_param(self, warn: bool = False) -> str:
+        """``missing``, or the meaning of its deprecated alias ``dropna``."""
+        if self.dropna == "deprecated":
+            return self.missing
+        if warn:
+            warnings.warn("dropna is deprecated and will be removed: use missing='drop' "
+                          "(dropna=True) or missing='raise' (dropna=False).", FutureWarning,
+                          stacklevel=4)
+        if self.missing != "auto":
+            raise ValueError("Pass missing or its deprecated alias dropna, not both.")
+        return "auto" if self.dropna == "auto" else ("drop" if self.dropna else "raise")
+
+    def _missing(self, rows: Rows, warn: bool = False) -> str:
+        """What rows with NaN are for this input (see ``missing``)."""
+        missing = self._missing_param(warn)
+        if missing != "auto":
+            return missing
+        return "drop" if rows.missing_allowed else "raise"
 
     def _params(self) -> GMMParams:
         """The fitted attributes in float64, as the kernels and the EM take them."""
@@ -363,7 +391,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if not rows.lazy or should_persist(data, self.persist):
             data, row_weights = dask.persist(data, row_weights)
         best = fit_gaussian_mixture(
-            FitData(data, row_weights, self._allow_missing(rows)),
+            FitData(data, row_weights, self._missing(rows, warn=True)),
             self.get_params(),
             given=init,
             n_init=n_init,
@@ -431,7 +459,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """A lazy per-row result over the rows (see :func:`daskgmm.passes.map_rows`):
         in the dtype that data and model promote to, as scikit-learn's, or float64."""
         dtype = np.float64 if float64 else np.result_type(rows.array.dtype, self.means_.dtype)
-        return map_rows(rows.array, kind, self._params(), dtype)
+        return map_rows(rows.array, kind, self._params(), dtype, self._missing(rows))
 
     def _predict(self, X, kind: str):
         check_is_fitted(self)
@@ -460,6 +488,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Posterior probability of each component for each sample, shape (n, K)."""
         return self._predict(X, "proba")
 
+    def impute(self, X):
+        """X with each missing value (NaN) replaced by its conditional expectation
+        under the mixture, ``sum_k r_k E[x_m | x_o, k]`` with ``r_k`` the row's
+        responsibilities given its observed features ``x_o``.
+
+        Observed values are returned as they are; a row with no observed feature
+        gets the mixture's mean. Lazy for Dask and Dask-backed xarray input;
+        xarray input comes back in its own layout (a Dataset as a Dataset).
+
+        Returns
+        -------
+        X_imputed : ndarray, dask.array.Array or xarray object, the shape of X
+        """
+        check_is_fitted(self)
+        rows = self._rows(X, reset=False, missing="marginalize")
+        out = map_rows(rows.array, "impute", self._params(), rows.array.dtype)
+        return rows.output(out, "impute")
+
     def _score_and_count(self, X, sample_weight=None) -> tuple[float, float]:
         """Mean log-likelihood over the rows without NaN, and their number, weighted
         by ``sample_weight`` if given (one pass)."""
@@ -469,6 +515,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = as_sample_weights(sample_weight, rows)
         log_prob = self._per_row(rows, "score_samples", float64=True)
         finite = da.isfinite(log_prob)
+        if self._missing(rows) == "marginalize":  # a row with nothing observed counts for nothing
+            finite &= ~da.isnan(rows.array).all(axis=1)
         w = finite if weights is None else da.where(finite, weights.array[:, 0], 0.0)
         total, count = compute((da.where(finite, log_prob, 0.0) * w).sum(), w.sum())
         if count == 0:
@@ -533,6 +581,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if k in cls._parameter_constraints and not isinstance(v, dict)
             and v != "RandomState instance"
         }
+        if "missing" not in simple and simple.get("dropna", "deprecated") != "deprecated":
+            dropna = simple.pop("dropna")  # a model saved before missing= replaced it
+            simple["missing"] = "auto" if dropna == "auto" else ("drop" if dropna else "raise")
         # a model from elsewhere must not name a path that a later fit would write to
         simple.update(checkpoint=None, checkpoint_overwrite=False)
         gm = cls(**simple)

@@ -43,11 +43,12 @@ _NOT_IN_IDENTITY = {"verbose", "verbose_interval", "checkpoint", "checkpoint_eve
 @dataclass(frozen=True)
 class FitData:
     """What a fit reads: the rows, their sample weights (None: unweighted), and
-    whether rows with NaN are left out (else they are an error)."""
+    what rows with NaN are: an error ('raise'), left out ('drop') or integrated
+    over their missing features ('marginalize')."""
 
     X: da.Array
     weights: da.Array | None = None
-    allow_missing: bool = False
+    missing: str = "raise"
 
 
 def checkpoint_for(path, estimator_params: dict, X: da.Array, weights, *, overwrite: bool,
@@ -217,7 +218,7 @@ def fit_gaussian_mixture(
             oversampling=params["init_oversampling"],
             lloyd_iter=params["init_lloyd_iter"],
         ),
-        allow_missing=data.allow_missing,
+        missing=data.missing,
         sample_weight=data.weights,
         recovery=recovery,
     )
@@ -228,7 +229,7 @@ def fit_gaussian_mixture(
         max_iter=params["max_iter"],
         reg_covar=params["reg_covar"],
         eps=eps,
-        allow_missing=data.allow_missing,
+        missing=data.missing,
         sample_weight=data.weights,
         recovery=recovery,
         accelerate=params.get("accelerate", False),

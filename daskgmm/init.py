@@ -86,13 +86,13 @@ def _params_of(stats, reg_covar, covariance_type, eps, recovery=None) -> GMMPara
 
 
 def _kmeans_parallel_statistics(X, n_components, covariance_type, random_states, options,
-                                allow_missing, sample_weight=None):
+                                missing, sample_weight=None):
     """k-means|| from each random state, then Lloyd: the statistics of each final assignment."""
     opts = dict(options or {})
     lloyd_iter = opts.pop("lloyd_iter", 1)
-    found = kmeans_parallel_many(X, n_components, random_states, allow_missing=allow_missing,
+    found = kmeans_parallel_many(X, n_components, random_states, missing=missing,
                                  sample_weight=sample_weight, **opts)
-    return lloyd(X, [f.centers for f in found], lloyd_iter, covariance_type, allow_missing,
+    return lloyd(X, [f.centers for f in found], lloyd_iter, covariance_type, missing,
                  sample_weight)
 
 
@@ -119,7 +119,7 @@ def initial_parameters_many(
         ]
     all_stats = _kmeans_parallel_statistics(
         X, n_components, covariance_type, _lockstep_states(random_state, count),
-        options.get("kmeans_parallel_options"), options.get("allow_missing", False),
+        options.get("kmeans_parallel_options"), options.get("missing", "raise"),
         options.get("sample_weight"),
     )
     return [_params_of(st, options["reg_covar"], covariance_type, options["eps"],
@@ -181,14 +181,16 @@ def initial_parameters(
     reg_covar: float,
     eps: float,
     kmeans_parallel_options: dict | None = None,
-    allow_missing: bool = False,
+    missing: str = "raise",
     sample_weight: da.Array | None = None,
     recovery: Recovery | None = None,
 ) -> GMMParams:
     """Initial parameters by ``method`` (one of :data:`INIT_METHODS`).
 
     ``kmeans_parallel_options`` (``n_rounds``, ``oversampling``, ``lloyd_iter``)
-    tune ``'k-means||'``. With ``allow_missing``, rows with NaN are left out.
+    tune ``'k-means||'``. ``missing``: what rows with NaN are ('raise', 'drop':
+    left out, 'marginalize': measured over their observed features, see
+    :mod:`daskgmm.kmeans`; a sample's NaN are filled with its feature means).
     ``sample_weight``: (n, 1), chunked like the rows (see the module docstring).
     ``recovery``: remedies for covariances that are not positive definite.
     """
@@ -198,14 +200,15 @@ def initial_parameters(
 
     def one_pass(kernel, centers, *extra):
         return pass_statistics_many(X, kernel, [centers], covariance_type, *extra,
-                                    allow_missing=allow_missing, sample_weight=sample_weight)[0]
+                                    missing=missing, sample_weight=sample_weight)[0]
 
     def sample():
         rows, w = sample_rows(X, SAMPLE_SIZE, random_state, sample_weight)
-        rows, w = finite_rows(rows, allow_missing, np.ones(len(rows)) if w is None else w)
+        rows, w = finite_rows(rows, missing, np.ones(len(rows)) if w is None else w)
         if len(rows) < n_components:
+            kind = "with an observed feature" if missing == "marginalize" else "without NaN"
             raise ValueError(
-                f"X has {len(rows)} rows without NaN in a sample, fewer than "
+                f"X has {len(rows)} rows {kind} in a sample, fewer than "
                 f"n_components={n_components}"
             )
         return rows, (None if sample_weight is None else w)
@@ -214,7 +217,7 @@ def initial_parameters(
     if method == "k-means||":
         (stats,) = _kmeans_parallel_statistics(
             X, n_components, covariance_type, [random_state], kmeans_parallel_options,
-            allow_missing, sample_weight,
+            missing, sample_weight,
         )
         return from_stats(stats)
     if method == "kmeans":
@@ -237,15 +240,14 @@ def initial_parameters(
         (points,) = compute(X[rows])
         points = np.asarray(points)[np.searchsorted(rows, drawn)]  # component j <- drawn[j]
         if not np.isfinite(points).all():
-            if not allow_missing:
-                finite_rows(points, False)  # raises
+            finite_rows(points, missing)  # raises for missing='raise'
             pool = sample()[0]
             points = pool[random_state.choice(len(pool), n_components, replace=False)]
         return _from_points(points, _total_weight(X, sample_weight), covariance_type, reg_covar, eps,
                             recovery)
     if method == "random":
         (head,) = compute(X[: min(n, 1024)])  # a reference row to centre the statistics on
-        centre = finite_rows(np.asarray(head), allow_missing)[:1]
+        centre = finite_rows(np.asarray(head), missing)[:1]
         if not len(centre):
             centre = sample()[0][:1]
         centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)

@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from .covariance import COVARIANCE
+from .missing import Marginal, has_missing
 from .params import StatsLayout
 from .recovery import worst_rows
 
@@ -38,6 +39,7 @@ __all__ = [
     "Workspace",
     "as_2d",
     "row_weights",
+    "chunk_impute",
     "chunk_labels",
     "chunk_log_prob",
     "chunk_random_statistics",
@@ -55,6 +57,8 @@ _WORKSET_ELEMENTS = 1 << 18
 #: Bytes of the work arrays of an expansion per sub-block.
 _EXPANDED_BYTES = 1 << 21
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Rows with missing features per sub-block (their work arrays are (K, rows, D)).
+_MISSING_ROWS = 2048
 
 
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
@@ -93,6 +97,7 @@ class _Model:
 
     def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype):
         means = np.asarray(means, dtype=np.float64)
+        self.means_f64, self.pc_f64 = means, precisions_cholesky
         self.n_components, self.n_features = means.shape
         self.cov = COVARIANCE[covariance_type]
         self.means = means.astype(dtype, copy=False)
@@ -113,6 +118,10 @@ class _Model:
             - 0.5 * self.n_features * _LOG_2PI
         )
         self.expanded = self.cov.expansion(means, precisions_cholesky, self.offset, np.dtype(dtype))
+
+    def marginal(self) -> Marginal:
+        """The marginals and conditionals for rows with missing features."""
+        return Marginal(self.means_f64, self.pc_f64, self.cov, self.offset)
 
     @property
     def block_rows(self) -> int:
@@ -193,12 +202,16 @@ class Accumulator:
         parts = layout.split(self.out)  # views into ``out``
         self.nk, self.sk, self.Sk = parts["nk"], parts["sk"], parts["Sk"]
 
-    def add_score(self, score, finite, weight=None) -> None:
+    def add_score(self, score, finite, weight=None, empty=None) -> None:
         """Count the rows left out (``finite`` False) and add the others' ``score``
         (log-likelihood or inertia, times their ``weight`` if given) to the first
-        entry, and their weight (or number) to ``total_weight``."""
+        entry, and their weight (or number) to ``total_weight``. Rows left out
+        that are ``empty`` (every feature missing) are counted as such, not as
+        non-finite."""
         if not finite.all():
-            self.out[2] += np.count_nonzero(~finite)
+            n_empty = 0 if empty is None else np.count_nonzero(empty & ~finite)
+            self.out[2] += np.count_nonzero(~finite) - n_empty
+            self.out[4] += n_empty
             score = score[finite]
             if weight is not None:
                 weight = weight[finite]
@@ -209,7 +222,7 @@ class Accumulator:
             self.out[0] += np.dot(score, weight)
             self.out[3] += weight.sum()
 
-    def add(self, diff, resp, finite, score, ws, weight=None):
+    def add(self, diff, resp, finite, score, ws, weight=None, empty=None):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
         With an ``expanded`` accumulator (an :class:`~daskgmm.covariance.Expansion`),
@@ -217,9 +230,9 @@ class Accumulator:
         Rows where ``finite`` is False are counted and left out; ``score`` (b,)
         is summed into the first entry. ``weight`` (b,): the rows' sample weights,
         which multiply their responsibilities and scores. ``ws`` is the chunk's
-        :class:`Workspace`.
+        :class:`Workspace`. ``empty``: see :meth:`add_score`.
         """
-        self.add_score(score, finite, weight)
+        self.add_score(score, finite, weight, empty)
         if weight is not None:
             resp *= weight
         if not finite.all():
@@ -262,7 +275,7 @@ def row_weights(sample_weight, n_rows):
 
 
 def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type, n_worst=0,
-                     sample_weight=None):
+                     marginalize=False, sample_weight=None):
     """E-step and sufficient statistics of one chunk, as a (1, size) float64 row.
 
     Non-finite input rows make the row's log-likelihood non-finite; they are
@@ -272,29 +285,87 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     the chunk's ``n_worst`` rows of lowest log-likelihood
     (:func:`daskgmm.recovery.worst_rows`, flattened): the candidates for
     re-seeding a collapsed component, found in the same pass.
+
+    With ``marginalize``, rows with NaN are not non-finite: their missing
+    features are integrated out (:mod:`daskgmm.missing`) and their expected
+    statistics added; rows whose every feature is NaN count for nothing and are
+    counted (``n_empty``). A chunk without NaN takes the same path as without.
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
+    stats, incomplete = _complete_statistics(block, model, covariance_type, n_worst, sw,
+                                             marginalize)
+    if len(incomplete):
+        size = StatsLayout(model.n_components, model.n_features, covariance_type).size
+        stats[:, :size] += _incomplete_statistics(
+            block[incomplete], model, covariance_type, None if sw is None else sw[incomplete])
+    return stats
+
+
+def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize=False):
+    """The statistics of a chunk's rows, but with ``marginalize`` those with a NaN:
+    their indices are returned (the second value), for :func:`_incomplete_statistics`.
+
+    A sub-block's rows with NaN are found by a product with ones, on data in
+    cache (NaN propagates, infinities alone do not), so a chunk without NaN
+    costs almost nothing more and takes the path of ``marginalize=False`` exactly.
+    """
     acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded,
                       model.rounding)
     step = model.block_rows
     ws = Workspace()
     log_lik = np.empty(block.shape[0]) if n_worst else None
+    incomplete = []
+    ones = np.ones(block.shape[1], dtype=block.dtype) if marginalize else None
     for start in range(0, block.shape[0], step):
-        resp, work = model.log_prob_and_work(block[start : start + step], ws)
+        sub = block[start : start + step]
+        w = None if sw is None else sw[start : start + step]
+        kept = None
+        if marginalize:
+            nan = np.isnan(np.dot(sub, ones))
+            if nan.any():
+                nan[nan] = np.isnan(sub[nan]).any(axis=1)  # inf - inf: not missing
+                incomplete.append(np.flatnonzero(nan) + start)
+                kept = np.flatnonzero(~nan)
+                sub = sub[kept]
+                w = None if w is None else w[kept]
+        resp, work = model.log_prob_and_work(sub, ws)
         lse = _normalise_in_place(resp)
         if n_worst:
-            log_lik[start : start + len(lse)] = lse
-        acc.add(work, resp, np.isfinite(lse), lse, ws,
-                None if sw is None else sw[start : start + step])
-    stats = acc.result(block.shape[0])
+            if kept is None:
+                log_lik[start : start + len(lse)] = lse
+            else:
+                log_lik[start : start + step] = np.nan  # rows with NaN are not seeds
+                log_lik[start + kept] = lse
+        acc.add(work, resp, np.isfinite(lse), lse, ws, w)
+    incomplete = np.concatenate(incomplete) if incomplete else np.empty(0, dtype=np.intp)
+    stats = acc.result(block.shape[0] - len(incomplete))
     if not n_worst:
-        return stats
+        return stats, incomplete
     if sw is not None:
         log_lik[~(sw > 0)] = np.inf  # a row of weight zero is not a seed
     kept = worst_rows(log_lik, block, n_worst)
-    return np.concatenate([stats, kept.reshape(1, -1)], axis=1)
+    return np.concatenate([stats, kept.reshape(1, -1)], axis=1), incomplete
+
+
+def _incomplete_statistics(block, model, covariance_type, sw):
+    """The expected statistics of rows that all have a NaN, centred on the means
+    (see :mod:`daskgmm.missing`); rows with every feature missing are counted."""
+    empty = np.isnan(block).all(axis=1)
+    acc = Accumulator(model.n_components, model.n_features, covariance_type)
+    if empty.any():
+        block = block[~empty]
+        sw = None if sw is None else sw[~empty]
+    marginal = model.marginal()
+    ws = Workspace()
+    for part, resp, filled in _marginal_sub_blocks(model, block, ws, marginal):
+        lse = _normalise_in_place(resp)
+        acc.add(filled, resp, np.isfinite(lse), lse, ws, None if sw is None else sw[part.rows])
+        acc.Sk += marginal.conditional_moment(part, resp)  # resp now weighted, zero if left out
+    out = acc.result(len(block) + int(np.count_nonzero(empty)))
+    out[0, 4] = np.count_nonzero(empty)
+    return out[0]
 
 
 def row_uniforms(seed, row_start, n_rows, n_columns, stream=0):
@@ -311,11 +382,13 @@ def row_uniforms(seed, row_start, n_rows, n_columns, stream=0):
 
 
 def chunk_random_statistics(block, centers, covariance_type, seed, sample_weight=None,
-                            block_info=None):
+                            block_info=None, marginalize=False):
     """Statistics of random responsibilities (scikit-learn's ``init_params='random'``).
 
     Each row's draws depend on the seed and its global row index only, so the
-    result does not depend on the chunking.
+    result does not depend on the chunking. With ``marginalize`` a missing
+    feature is taken at the centre's value, and rows with none observed are
+    counted (``n_empty``), not used.
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
@@ -331,14 +404,25 @@ def chunk_random_statistics(block, centers, covariance_type, seed, sample_weight
         b = diff.shape[1]
         resp = row_uniforms(seed, row0 + start, b, k).T.copy()
         resp /= resp.sum(axis=0)
+        empty = None
+        if marginalize:
+            gap = np.isnan(block[start : start + step])
+            diff[:, gap] = 0.0
+            empty = gap.all(axis=1)
         finite = np.isfinite(diff).all(axis=(0, 2))
-        acc.add(diff, resp, finite, np.zeros(b), ws, None if sw is None else sw[start : start + b])
+        if empty is not None:
+            finite &= ~empty
+        acc.add(diff, resp, finite, np.zeros(b), ws, None if sw is None else sw[start : start + b],
+                empty)
     return acc.result(block.shape[0])
 
 
-def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype):
+def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype,
+              marginalize=False):
     """A per-row result, sub-block by sub-block. Rows with a non-finite value get
-    ``-1`` (integer results) or NaN: they have no label, probability or density."""
+    ``-1`` (integer results) or NaN: they have no label, probability or density.
+    With ``marginalize``, rows with NaN get theirs from their observed features
+    (a row with none: from the weights alone)."""
     block = as_2d(block)
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     n = block.shape[0]
@@ -346,6 +430,7 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     out = np.empty(shape, dtype=dtype)
     step = model.block_rows
     ws = Workspace()
+    incomplete = []
     for start in range(0, n, step):
         sub = block[start : start + step]
         wlp = model.log_prob_and_work(sub, ws)[0]
@@ -353,52 +438,75 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
         bad = ~np.isfinite(sub).all(axis=1)
         if bad.any():
             part[bad] = -1 if np.dtype(dtype).kind == "i" else np.nan
+            if marginalize:
+                incomplete.append(np.flatnonzero(np.isnan(sub).any(axis=1)) + start)
         out[start : start + step] = part
+    incomplete = np.concatenate(incomplete) if incomplete else ()
+    if len(incomplete):
+        rows = block[incomplete]
+        for group, wlp, _ in _marginal_sub_blocks(model, rows, ws):
+            part = per_block(wlp)
+            if np.dtype(dtype).kind == "i":
+                part[~np.isfinite(wlp).all(axis=0)] = -1
+            out[incomplete[group.rows]] = part
     return out
 
 
-def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type):
+def _marginal_sub_blocks(model, rows, ws, marginal=None):
+    """``(group, weighted log-probs (K, n), filled rows (K, n, D))`` for the rows of
+    ``rows`` (all with a NaN) sub-block by sub-block (see :mod:`daskgmm.missing`)."""
+    marginal = marginal or model.marginal()
+    for group in marginal.groups(rows):
+        for start in range(0, len(group.rows), _MISSING_ROWS):
+            part = group[start : start + _MISSING_ROWS]
+            yield part, *marginal.evaluate(rows[part.rows], part, ws)
+
+
+def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type, marginalize=False):
     """Weighted log-probabilities ``log w_k + log N(x | k)``, shape (rows, K)."""
-    return _map_rows(
-        block, weights, means, precisions_cholesky, covariance_type, lambda w: w.T, "K", np.float64
-    )
+    return _map_rows(block, weights, means, precisions_cholesky, covariance_type,
+                     lambda w: w.T, "K", np.float64, marginalize)
 
 
-def chunk_score_samples(block, weights, means, precisions_cholesky, covariance_type):
+def chunk_score_samples(block, weights, means, precisions_cholesky, covariance_type,
+                        marginalize=False):
     """Log-likelihood of each row under the mixture, shape (rows,)."""
-    return _map_rows(
-        block,
-        weights,
-        means,
-        precisions_cholesky,
-        covariance_type,
-        _normalise_in_place,
-        None,
-        np.float64,
-    )
+    return _map_rows(block, weights, means, precisions_cholesky, covariance_type,
+                     _normalise_in_place, None, np.float64, marginalize)
 
 
-def chunk_responsibilities(block, weights, means, precisions_cholesky, covariance_type):
+def chunk_responsibilities(block, weights, means, precisions_cholesky, covariance_type,
+                           marginalize=False):
     """Posterior probability of each component for each row, shape (rows, K)."""
 
     def resp(wlp):
         _normalise_in_place(wlp)
         return wlp.T
 
-    return _map_rows(
-        block, weights, means, precisions_cholesky, covariance_type, resp, "K", np.float64
-    )
+    return _map_rows(block, weights, means, precisions_cholesky, covariance_type, resp, "K",
+                     np.float64, marginalize)
 
 
-def chunk_labels(block, weights, means, precisions_cholesky, covariance_type):
+def chunk_labels(block, weights, means, precisions_cholesky, covariance_type, marginalize=False):
     """Most probable component of each row, shape (rows,), int64."""
-    return _map_rows(
-        block,
-        weights,
-        means,
-        precisions_cholesky,
-        covariance_type,
-        lambda w: w.argmax(axis=0),
-        None,
-        np.int64,
-    )
+    return _map_rows(block, weights, means, precisions_cholesky, covariance_type,
+                     lambda w: w.argmax(axis=0), None, np.int64, marginalize)
+
+
+def chunk_impute(block, weights, means, precisions_cholesky, covariance_type):
+    """The rows with each NaN replaced by its conditional expectation under the
+    mixture, ``sum_k r_nk E[x_m | x_o, k]`` (a copy, in the block's dtype)."""
+    block = as_2d(block)
+    out = np.array(block, copy=True)
+    incomplete = np.flatnonzero(has_missing(block))
+    if not len(incomplete):
+        return out
+    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
+    rows = block[incomplete]
+    for group, wlp, filled in _marginal_sub_blocks(model, rows, Workspace()):
+        _normalise_in_place(wlp)
+        filled += model.means_f64[:, None, :]
+        expected = np.einsum("kn,knd->nd", wlp, filled)
+        r = incomplete[group.rows]
+        out[r] = np.where(np.isnan(out[r]), expected, out[r])
+    return out

@@ -33,11 +33,12 @@ class _Nearest:
     non-finite distance.
     """
 
-    def __init__(self, centers):
+    def __init__(self, centers, marginalize=False):
         self.centers = np.asarray(centers, dtype=np.float64)
         c = self.centers
         self.coef = np.concatenate([-2.0 * c, np.einsum("kd,kd->k", c, c)[:, None]], axis=1)
         self.ws = Workspace()
+        self.marginalize = marginalize
 
     def __call__(self, block):
         n, d = block.shape
@@ -45,13 +46,34 @@ class _Nearest:
         x[:, :d] = block
         x[:, d] = 1.0
         ranking = np.dot(x, self.coef.T, out=self.ws("ranking", (n, len(self.coef))))
+        missing = np.isnan(block).any(axis=1) if self.marginalize else None
+        if missing is not None and missing.any():
+            self._observed_ranking(x[missing, :d], ranking, missing)
         label = ranking.argmin(axis=1)
         diff = np.subtract(x[:, :d], self.centers[label], out=self.ws("diff", (n, d)))
-        return label, np.einsum("nd,nd->n", diff, diff), diff
+        d2 = np.einsum("nd,nd->n", diff, diff)
+        if missing is not None and missing.any():
+            # a missing feature is taken at its centre's value; the distance over
+            # the observed ones is scaled to all D (NaN for a row with none)
+            sub = diff[missing]
+            gap = np.isnan(sub)
+            sub[gap] = 0.0
+            diff[missing] = sub
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d2[missing] = (sub * sub).sum(axis=1) * d / (d - gap.sum(axis=1))
+        return label, d2, diff
+
+    def _observed_ranking(self, rows, ranking, missing):
+        """The ranking of rows with NaN, over their observed features:
+        ``|x_o - c_o|^2 - |x_o|^2 = -2 x_o . c_o + |c_o|^2``."""
+        gap = np.isnan(rows)
+        x0 = np.where(gap, 0.0, rows)
+        c = self.centers
+        ranking[missing] = -2.0 * np.dot(x0, c.T) + np.dot((~gap).astype(np.float64), (c * c).T)
 
 
 def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, sample_weight=None,
-                                block_info=None):
+                                block_info=None, marginalize=False):
     """One k-means|| round on one chunk: its cost and its sampled rows, in one pass.
 
     Row x is selected when ``u_x * phi < l * d^2(x, C)`` with ``u_x`` a uniform
@@ -61,7 +83,10 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, samp
     returns those (at most ``l`` expected) with ``d^2`` and ``u``, and the client
     applies the exact test once ``phi`` is summed. With ``sample_weight``, ``d^2``
     is weighted (a row of weight w counts as w rows). Returns ``(phi_chunk,
-    n_nonfinite, rows, d2, u, row_index)``.
+    n_nonfinite, rows, d2, u, row_index)``. With ``marginalize``, rows with NaN
+    are measured over their observed features (:class:`_Nearest`) and a selected
+    one has its NaN taken from its nearest centre; rows with none are left out,
+    not counted as non-finite.
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
@@ -71,18 +96,25 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, samp
     keep_rows, keep_d2, keep_u, keep_idx = [], [], [], []
     if n:
         d2 = np.empty(n)
-        nearest = _Nearest(centers)
+        nearest = _Nearest(centers, marginalize)
+        label = np.empty(n, dtype=np.int64)
         for start in range(0, n, _NEAREST_ROWS):
-            d2[start : start + _NEAREST_ROWS] = nearest(block[start : start + _NEAREST_ROWS])[1]
+            stop = start + _NEAREST_ROWS
+            label[start:stop], d2[start:stop], _ = nearest(block[start:stop])
         finite = np.isfinite(d2)
-        bad = int(np.count_nonzero(~finite))
+        empty = np.isnan(block).all(axis=1) if marginalize else False
+        bad = int(np.count_nonzero(~finite & ~empty))
         d2[~finite] = 0.0
         if sw is not None:
             d2 *= sw
         phi = float(d2.sum())
         u = row_uniforms(seed, row0, n, 1, stream=round_ + 1)[:, 0]
         sel = np.flatnonzero(u * phi < oversampling * d2)
-        keep_rows.append(block[sel].astype(np.float64))
+        chosen = block[sel].astype(np.float64)
+        if marginalize:
+            gap = np.isnan(chosen)
+            chosen[gap] = np.asarray(centers, dtype=np.float64)[label[sel]][gap]
+        keep_rows.append(chosen)
         keep_d2.append(d2[sel])
         keep_u.append(u[sel])
         keep_idx.append(sel + row0)
@@ -97,14 +129,14 @@ def chunk_kmeans_parallel_round(block, centers, oversampling, seed, round_, samp
     )
 
 
-def chunk_nearest_counts(block, centers, sample_weight=None):
+def chunk_nearest_counts(block, centers, sample_weight=None, marginalize=False):
     """Number (or total sample weight) of the rows nearest to each centre, as a
     (1, n_centers) float64 row."""
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
     k = len(centers)
     counts = np.zeros(k)
-    nearest = _Nearest(centers)
+    nearest = _Nearest(centers, marginalize)
     for start in range(0, block.shape[0], _NEAREST_ROWS):
         label, d2, _ = nearest(block[start : start + _NEAREST_ROWS])
         finite = np.isfinite(d2)
@@ -113,26 +145,30 @@ def chunk_nearest_counts(block, centers, sample_weight=None):
     return counts[None, :]
 
 
-def chunk_assignment_statistics(block, centers, covariance_type, sample_weight=None):
+def chunk_assignment_statistics(block, centers, covariance_type, sample_weight=None,
+                                marginalize=False):
     """Statistics of a hard assignment of each row to its nearest centre.
 
     The same layout as :func:`chunk_statistics` (centred on ``centers``), with
     ``log_lik_sum`` holding the k-means inertia (sum of squared distances).
     Rows are grouped by their centre (:class:`_Nearest`), so that each is
     centred on its own centre only, in float64. ``sample_weight`` weights each
-    row's part.
+    row's part. With ``marginalize``, a row's missing features are taken at its
+    centre's values (the statistics of the start understate their spread) and
+    rows with every feature missing are counted (``n_empty``), not used.
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
     centers = np.asarray(centers, dtype=np.float64)
     k, d = centers.shape
     acc = Accumulator(k, d, covariance_type)
-    nearest = _Nearest(centers)
+    nearest = _Nearest(centers, marginalize)
     for start in range(0, block.shape[0], _NEAREST_ROWS):
         label, d2, diff = nearest(block[start : start + _NEAREST_ROWS])
         w = None if sw is None else sw[start : start + _NEAREST_ROWS]
-        finite = np.isfinite(d2)
-        acc.add_score(d2, finite, w)
+        finite = np.isfinite(d2)  # False for rows with every feature missing
+        empty = np.isnan(block[start : start + _NEAREST_ROWS]).all(axis=1) if marginalize else None
+        acc.add_score(d2, finite, w, empty)
         counts = np.bincount(label[finite], minlength=k)
         order = np.argsort(np.where(finite, label, k), kind="stable")  # rows left out go last
         grouped = diff[order[: counts.sum()]]

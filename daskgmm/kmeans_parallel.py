@@ -19,7 +19,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from . import kmeans
-from .passes import compute, finite_rows, pass_statistics_many, reduce_chunks
+from .passes import compute, finite_rows, kernel_options, pass_statistics_many, reduce_chunks
 
 __all__ = ["KMeansParallelResult", "kmeans_parallel", "kmeans_parallel_many", "lloyd"]
 
@@ -66,19 +66,28 @@ def _weighted_row_index(sample_weight, totals, random_state) -> int:
     return int(sum(sample_weight.chunks[0][:i])) + j
 
 
-def _first_center(X: da.Array, random_state, allow_missing: bool, sample_weight=None,
+def _first_center(X: da.Array, random_state, missing: str, sample_weight=None,
                   totals=None) -> np.ndarray:
     """A row drawn uniformly, or in proportion to its sample weight (``totals``: the
-    weights' chunk totals), without NaN: reads only the chunk that holds it."""
+    weights' chunk totals), without NaN: reads only the chunk that holds it. With
+    ``missing='marginalize'``, if 100 draws all have a NaN, the first with an
+    observed feature, its NaN filled with the means of the draws' features."""
+    drawn = []
     for _ in range(100):
         if sample_weight is None:
             i = int(random_state.randint(X.shape[0]))
         else:
             i = _weighted_row_index(sample_weight, totals, random_state)
         (row,) = compute(X[i : i + 1])
-        row = finite_rows(np.asarray(row, dtype=np.float64), allow_missing)
-        if len(row):
+        row = np.asarray(row, dtype=np.float64)
+        if np.isfinite(row).all():
             return row
+        finite_rows(row, missing)  # raises unless NaN are allowed
+        drawn.append(row)
+    if missing == "marginalize":
+        filled = finite_rows(np.concatenate(drawn), missing)
+        if len(filled):
+            return filled[:1]
     raise ValueError("could not draw a row without NaN from X in 100 tries")
 
 
@@ -90,7 +99,7 @@ def kmeans_parallel(
     n_rounds: int = 5,
     oversampling: float = 2.0,
     max_rounds: int = 20,
-    allow_missing: bool = False,
+    missing: str = "raise",
     sample_weight: da.Array | None = None,
 ) -> KMeansParallelResult:
     """k-means|| (Bahmani et al. 2012, "Scalable K-Means++") over the chunks of ``X``.
@@ -110,13 +119,15 @@ def kmeans_parallel(
     data and seed give the same centres whatever the chunking or scheduler.
     Warns (scikit-learn's ``ConvergenceWarning``, as its ``KMeans`` does) when the
     data has fewer distinct rows than ``n_clusters``; centres are then duplicated.
-    Rows with NaN are an error, or left out with ``allow_missing``.
+    Rows with NaN are an error (``missing='raise'``), left out (``'drop'``), or
+    measured over their observed features (``'marginalize'``, see
+    :mod:`daskgmm.kmeans`).
     ``sample_weight`` ((n, 1), chunked like the rows) makes a row of weight w
     count as w rows: in the first draw, the sampling and the candidate weights.
     """
     return kmeans_parallel_many(
         X, n_clusters, [random_state], n_rounds=n_rounds, oversampling=oversampling,
-        max_rounds=max_rounds, allow_missing=allow_missing, sample_weight=sample_weight,
+        max_rounds=max_rounds, missing=missing, sample_weight=sample_weight,
     )[0]
 
 
@@ -128,7 +139,7 @@ def kmeans_parallel_many(
     n_rounds: int = 5,
     oversampling: float = 2.0,
     max_rounds: int = 20,
-    allow_missing: bool = False,
+    missing: str = "raise",
     sample_weight: da.Array | None = None,
 ) -> list[KMeansParallelResult]:
     """:func:`kmeans_parallel` once per random state, in lockstep: each round is
@@ -139,7 +150,7 @@ def kmeans_parallel_many(
     totals = None if sample_weight is None else _chunk_totals(sample_weight)
     results = [
         KMeansParallelResult(
-            _first_center(X, rs, allow_missing, sample_weight, totals), np.empty(0), np.empty(0)
+            _first_center(X, rs, missing, sample_weight, totals), np.empty(0), np.empty(0)
         )
         for rs in random_states
     ]
@@ -164,6 +175,7 @@ def kmeans_parallel_many(
                     r,
                     sample_weight=wb,
                     block_info=[{"array-location": [(int(offsets[i]), int(offsets[i + 1]))]}],
+                    **kernel_options(missing),
                 )
                 for i, (b, wb) in enumerate(zip(blocks, weight_blocks))
             ]
@@ -173,10 +185,13 @@ def kmeans_parallel_many(
             results[j].passes += 1
             phi = float(np.sum([p[0] for p in parts]))
             bad = sum(p[1] for p in parts)
-            if bad and not allow_missing:
+            if bad and missing != "drop":
                 raise ValueError(
-                    f"Input X contains NaN or infinity: {bad} of {X.shape[0]} rows have a "
-                    "non-finite value. Pass dropna=True to leave such rows out."
+                    f"Input X contains {'infinity' if missing == 'marginalize' else 'NaN or infinity'}:"
+                    f" {bad} of {X.shape[0]} rows have a non-finite value. "
+                    + ("missing='marginalize' integrates out NaN only." if missing == "marginalize"
+                       else "Pass missing='drop' to leave such rows out, or missing='marginalize' "
+                       "to integrate their missing values out.")
                 )
             results[j].phi.append(phi)
             rows = np.concatenate([p[2] for p in parts])
@@ -198,7 +213,8 @@ def kmeans_parallel_many(
                 stacklevel=4,
             )
     all_weights = compute(*[
-        reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c), weights=sample_weight)
+        reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c), weights=sample_weight,
+                      **kernel_options(missing))
         for c in candidates
     ], reads=X)
     for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
@@ -220,7 +236,7 @@ def kmeans_parallel_many(
     return results
 
 
-def lloyd(X, centers, n_iter, covariance_type, allow_missing, sample_weight=None):
+def lloyd(X, centers, n_iter, covariance_type, missing, sample_weight=None):
     """``n_iter`` distributed Lloyd steps from each set of ``centers``, then the
     statistics of the final assignments, one pass per step for all sets.
 
@@ -229,7 +245,7 @@ def lloyd(X, centers, n_iter, covariance_type, allow_missing, sample_weight=None
     """
     def step(centers):
         return pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
-                                    covariance_type, allow_missing=allow_missing,
+                                    covariance_type, missing=missing,
                                     sample_weight=sample_weight)
 
     stats = step(centers)

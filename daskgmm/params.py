@@ -118,13 +118,15 @@ class EMResult:
 class StatsLayout:
     """Where each statistic sits in the flat float64 vector of one chunk.
 
-    The vector is ``[log_lik_sum, n_rows, n_nonfinite, total_weight, N (K), s (K*D),
-    S (...)]`` so that summing vectors of chunks sums every statistic.
+    The vector is ``[log_lik_sum, n_rows, n_nonfinite, total_weight, n_empty, N (K),
+    s (K*D), S (...)]`` so that summing vectors of chunks sums every statistic.
     ``total_weight`` is the sum of the sample weights of the rows that count
-    (their number, without sample weights).
+    (their number, without sample weights); ``n_empty`` counts the rows whose
+    every feature is missing (NaN), which count for nothing when missing values
+    are marginalised.
     """
 
-    HEADER = 4
+    HEADER = 5
 
     n_components: int
     n_features: int
@@ -155,6 +157,7 @@ class StatsLayout:
             "n_samples": float(vec[1]),
             "n_nonfinite": float(vec[2]),
             "total_weight": float(vec[3]),
+            "n_empty": float(vec[4]),
             "nk": nk,
             "sk": sk,
             "Sk": Sk,
@@ -180,6 +183,8 @@ class SufficientStatistics:
     centers: np.ndarray
     #: the rows that the model explained worst, worst first (None: not tracked)
     worst: np.ndarray | None = None
+    #: rows whose every feature is missing (NaN): left out when marginalising
+    n_empty: int = 0
 
     @classmethod
     def from_vector(cls, vec: np.ndarray, centers: np.ndarray, covariance_type: str):
@@ -194,6 +199,7 @@ class SufficientStatistics:
             sk=parts["sk"],
             Sk=parts["Sk"],
             centers=centers,
+            n_empty=int(parts["n_empty"]),
         )
 
     @classmethod

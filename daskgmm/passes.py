@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import hashlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -25,12 +26,14 @@ from .params import GMMParams, StatsLayout, SufficientStatistics
 from .recovery import merge_worst
 
 __all__ = [
+    "MISSING",
     "SPLIT_EVERY",
     "ContentCheck",
     "check_finite",
     "chunk_digest",
     "compute",
     "finite_rows",
+    "kernel_options",
     "map_rows",
     "pass_statistics_many",
     "reduce_chunks",
@@ -188,24 +191,51 @@ def reduce_chunks(
     return per_chunk.sum(axis=0, split_every=SPLIT_EVERY)
 
 
-def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> SufficientStatistics:
+#: What a fit does with rows that have a NaN: refuse them, leave them out, or
+#: integrate their missing features out (:mod:`daskgmm.missing`).
+MISSING = ("raise", "drop", "marginalize")
+
+_WAYS_OUT = ("Pass missing='drop' to leave such rows out, or missing='marginalize' to "
+             "integrate their missing values out.")
+
+
+def kernel_options(missing: str) -> dict:
+    """The keyword arguments that tell a chunk kernel how to treat NaN."""
+    return {"marginalize": True} if missing == "marginalize" else {}
+
+
+def check_finite(stats: SufficientStatistics, missing: str = "raise") -> SufficientStatistics:
     """Statistics over the rows that count: refuse non-finite rows, or leave them out.
 
-    With ``allow_missing`` the rows with a NaN (or infinite) value are left out of
-    the fit, and ``n_samples`` counts the others.
+    ``missing='drop'`` leaves the rows with a NaN (or infinite) value out of the
+    fit, and ``n_samples`` counts the others. With ``'marginalize'`` rows with
+    NaN count (their statistics are expected ones) but infinite values are still
+    an error, and rows with every feature missing are left out.
     """
     if stats.n_nonfinite:
-        if not allow_missing:
+        if missing == "raise":
             raise ValueError(
                 f"Input X contains NaN or infinity: {stats.n_nonfinite} of "
                 f"{stats.n_samples} rows have a non-finite value (or values so large that "
-                "their log-likelihood overflows). Pass dropna=True to leave such rows out."
+                f"their log-likelihood overflows). {_WAYS_OUT}"
+            )
+        if missing == "marginalize":
+            raise ValueError(
+                f"Input X contains infinity: {stats.n_nonfinite} of {stats.n_samples} rows "
+                "have an infinite value (or values so large that their log-likelihood "
+                "overflows); missing='marginalize' integrates out NaN only."
             )
         valid = stats.n_samples - stats.n_nonfinite
         if valid == 0:
             raise ValueError(
                 f"Input X has no row without NaN or infinity ({stats.n_samples} rows)."
             )
+        stats = replace(stats, n_samples=valid)
+    if stats.n_empty:
+        valid = stats.n_samples - stats.n_empty
+        if valid == 0:
+            raise ValueError(f"Input X has no row with an observed feature ({stats.n_samples} "
+                             "rows, every value NaN).")
         stats = replace(stats, n_samples=valid)
     if stats.n_samples and stats.total_weight <= 0:
         raise ValueError(
@@ -217,7 +247,7 @@ def check_finite(stats: SufficientStatistics, allow_missing: bool = False) -> Su
 
 def summed_statistics(
     X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
-    covariance_type: str, allow_missing: bool = False, weights: da.Array | None = None,
+    covariance_type: str, missing: str = "raise", weights: da.Array | None = None,
     n_worst: int = 0,
 ) -> list[SufficientStatistics]:
     """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
@@ -233,7 +263,7 @@ def summed_statistics(
     keep = [n_worst * (1 + c.shape[1]) for c in centers]
     totals = [
         reduce_chunks(X, kernel, *args, weights=weights, keep=kept,
-                      size=StatsLayout(*c.shape, covariance_type).size)
+                      size=StatsLayout(*c.shape, covariance_type).size, **kernel_options(missing))
         for args, c, kept in zip(calls, centers, keep)
     ]
     out = []
@@ -242,27 +272,36 @@ def summed_statistics(
         stats = SufficientStatistics.from_vector(vector, c, covariance_type)
         if worst is not None:
             stats = replace(stats, worst=merge_worst(worst.reshape(-1, 1 + c.shape[1]), n_worst))
-        out.append(check_finite(stats, allow_missing))
+        out.append(check_finite(stats, missing))
     return out
 
 
-def pass_statistics_many(X, kernel, centers, covariance_type, *extra, allow_missing=False,
+def pass_statistics_many(X, kernel, centers, covariance_type, *extra, missing="raise",
                          sample_weight=None):
     """The statistics of ``kernel(block, c, covariance_type, *extra)`` for each set of
     ``centers`` ``c``, in one pass over ``X`` (see :func:`summed_statistics`)."""
     calls = [(c, covariance_type, *extra) for c in centers]
-    return summed_statistics(X, kernel, calls, centers, covariance_type, allow_missing,
+    return summed_statistics(X, kernel, calls, centers, covariance_type, missing,
                              weights=sample_weight)
 
 
-def finite_rows(rows: np.ndarray, allow_missing: bool, weights=None):
+def finite_rows(rows: np.ndarray, missing: str, weights=None):
     """The rows without NaN/inf (and their ``weights``, if given); an error if there
-    are others and that is not allowed."""
+    are others and ``missing`` is 'raise'. With 'marginalize', the NaN of rows
+    that have an observed feature are filled with the means of their features
+    over these rows (a start for the initialisations, which see a sample)."""
+    if missing == "marginalize":
+        observed = ~np.isnan(rows).all(axis=1)
+        rows = rows[observed]
+        weights = None if weights is None else weights[observed]
+        if np.isnan(rows).any():
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a feature missing everywhere
+                fill = np.nan_to_num(np.nanmean(rows, axis=0))
+            rows = np.where(np.isnan(rows), fill, rows)
     ok = np.isfinite(rows).all(axis=1)
-    if not ok.all() and not allow_missing:
-        raise ValueError(
-            "Input X contains NaN or infinity. Pass dropna=True to leave such rows out."
-        )
+    if not ok.all() and missing == "raise":
+        raise ValueError(f"Input X contains NaN or infinity. {_WAYS_OUT}")
     if weights is None:
         return rows if ok.all() else rows[ok]
     return (rows, weights) if ok.all() else (rows[ok], weights[ok])
@@ -273,23 +312,28 @@ _PER_ROW = {
     "labels": (kernels.chunk_labels, False, False),
     "proba": (kernels.chunk_responsibilities, True, True),
     "score_samples": (kernels.chunk_score_samples, True, False),
+    "impute": (kernels.chunk_impute, True, False),
 }
 
 
-def map_rows(X: da.Array, kind: str, params: GMMParams, dtype) -> da.Array:
-    """A lazy per-row result of ``kind`` (labels, proba, score_samples) under ``params``:
-    (n,) or (n, K). The kernels compute in float64; real results are cast to
-    ``dtype`` (labels are int64)."""
+def map_rows(X: da.Array, kind: str, params: GMMParams, dtype, missing: str = "raise") -> da.Array:
+    """A lazy per-row result of ``kind`` (labels, proba, score_samples, impute) under
+    ``params``: (n,) or (n, K) or (n, D). The kernels compute in float64; real
+    results are cast to ``dtype`` (labels are int64). With ``missing='marginalize'``
+    rows with NaN get their results from their observed features."""
     kernel, real, per_component = _PER_ROW[kind]
     computed = np.dtype(np.float64) if real else np.dtype(np.int64)
     args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a
             for a in params.kernel_args]
+    if kind == "impute":
+        return X.map_blocks(kernel, *args, dtype=X.dtype, meta=np.empty((0, 0), dtype=X.dtype))
+    options = kernel_options(missing)
     if per_component:
         out = X.map_blocks(kernel, *args, chunks=(X.chunks[0], (params.n_components,)),
-                           dtype=computed, meta=np.empty((0, 0), dtype=computed))
+                           dtype=computed, meta=np.empty((0, 0), dtype=computed), **options)
     else:
         out = X.map_blocks(kernel, *args, drop_axis=1, dtype=computed,
-                           meta=np.empty((0,), dtype=computed))
+                           meta=np.empty((0,), dtype=computed), **options)
     if real and np.dtype(dtype) != computed:
         out = out.astype(dtype)
     return out

@@ -121,13 +121,13 @@ def test_masked_cells_are_left_out_and_get_missing_labels():
 
 def test_missing_values_are_an_error_unless_dropped():
     cube = gridded(masked=True)
-    with pytest.raises(ValueError, match="Pass dropna=True"):
-        GaussianMixture(3, feature_dim="band", dropna=False, random_state=0).fit(cube)
+    with pytest.raises(ValueError, match="Pass missing='drop'"):
+        GaussianMixture(3, feature_dim="band", missing="raise", random_state=0).fit(cube)
     X = rows_of(cube)
     Xd = da.from_array(X, chunks=(1000, 3))
-    with pytest.raises(ValueError, match="Pass dropna=True"):
+    with pytest.raises(ValueError, match="Pass missing='drop'"):
         GaussianMixture(3, random_state=0).fit(Xd)
-    gm = GaussianMixture(3, random_state=0, dropna=True).fit(Xd)
+    gm = GaussianMixture(3, random_state=0, missing="drop").fit(Xd)
     assert (gm.predict(Xd).compute()[~np.isfinite(X).all(1)] == -1).all()
 
 

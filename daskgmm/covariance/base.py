@@ -184,6 +184,25 @@ class CovarianceType(ABC):
         """The covariances of :meth:`units` in this type's own shape."""
         return units if self.per_component else units[0]
 
+    def dense_units(self, precisions_cholesky, n_features: int) -> np.ndarray:
+        """The covariances as (D, D) matrices, one per unit (:meth:`units`): the
+        form that the marginals of rows with missing features are taken from."""
+        units = self.units(self.covariances(precisions_cholesky))
+        if self.unit_ndim == 2:
+            return units
+        eye = np.eye(n_features)
+        if self.unit_ndim == 1:
+            return units[:, :, None] * eye
+        return units[:, None, None] * eye
+
+    def moment_of_dense(self, mats: np.ndarray) -> np.ndarray:
+        """(K, D, D) matrices in the layout of this type's second moments ``S_k``:
+        as they are (full), summed over components (tied), their diagonals (diag,
+        spherical)."""
+        if self.unit_ndim < 2:
+            return np.diagonal(mats, axis1=1, axis2=2)
+        return mats if self.per_component else mats.sum(axis=0)
+
     # ---------------------------------------------------------------- shapes
 
     @abstractmethod

@@ -1,0 +1,76 @@
+"""An EM iteration with missing values marginalised, against one on complete data.
+
+On ``--rows`` x 16 rows and K=8, for each covariance type and dtype, the
+per-chunk E-step and statistics (``kernels.chunk_statistics``, one thread, in
+memory) are timed on:
+
+* the complete rows (``missing='raise'``'s kernel);
+* the same rows with ``marginalize=True`` (no NaN: the overhead of the option,
+  target under 3%);
+* the same rows where ``--fraction`` of them (20%) miss 1 to 4 of the 16
+  features, drawn at random (up to 2,516 patterns), ``marginalize=True``:
+  target at most 1.5x the complete iteration.
+
+Seconds per 1,000,000 rows, medians of ``--repeats`` runs, and the ratios.
+
+    python benchmarks/bench_missing.py
+    python benchmarks/bench_missing.py --rows 500000 --covariance-type full
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from bench_kernels import TYPES, median_time, problem
+from threadpoolctl import threadpool_limits
+
+from daskgmm import kernels
+
+
+def with_holes(X, fraction, most, seed=1):
+    """``X`` with ``fraction`` of its rows missing 1 to ``most`` features at random."""
+    rng = np.random.default_rng(seed)
+    X = X.copy()
+    rows = np.flatnonzero(rng.random(len(X)) < fraction)
+    count = rng.integers(1, most + 1, size=len(rows))
+    order = np.argsort(rng.random((len(rows), X.shape[1])), axis=1)
+    for c in range(1, most + 1):
+        sel = count == c
+        X[rows[sel][:, None], order[sel, :c]] = np.nan
+    return X
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=250_000)
+    ap.add_argument("--features", type=int, default=16)
+    ap.add_argument("--components", type=int, default=8)
+    ap.add_argument("--fraction", type=float, default=0.2)
+    ap.add_argument("--most", type=int, default=4, help="most features missing in a row")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--covariance-type", choices=TYPES, action="append")
+    ap.add_argument("--dtype", choices=["float64", "float32"], action="append")
+    args = ap.parse_args()
+    n, d, k = args.rows, args.features, args.components
+    per_m = 1e6 / n
+    print(f"{n} x {d}, K={k}; {args.fraction:.0%} of rows miss 1-{args.most} features; "
+          f"seconds per 1M rows, one thread, median of {args.repeats}")
+    print(f"{'':18} {'complete':>9} {'+option':>9} {'overhead':>9} {'with NaN':>9} {'ratio':>7}")
+    with threadpool_limits(1):
+        for dtype in args.dtype or ["float64", "float32"]:
+            for cov in args.covariance_type or TYPES:
+                X, params, _ = problem(n, d, k, cov, np.dtype(dtype))
+                Xm = with_holes(X, args.fraction, args.most)
+                base = median_time(lambda: kernels.chunk_statistics(X, *params), args.repeats)
+                opt = median_time(lambda: kernels.chunk_statistics(X, *params, 0, True),
+                                  args.repeats)
+                holes = median_time(lambda: kernels.chunk_statistics(Xm, *params, 0, True),
+                                    args.repeats)
+                print(f"{dtype + ' ' + cov:18} {base * per_m:9.3f} {opt * per_m:9.3f} "
+                      f"{opt / base - 1:+9.1%} {holes * per_m:9.3f} {holes / base:6.2f}x",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
