@@ -81,10 +81,13 @@ class Workspace:
         self._arrays = {}
 
     def __call__(self, name, shape, dtype=np.float64):
+        """An array of ``shape``: a view of the buffer kept under ``name``, which
+        grows when a larger one is asked for (sub-blocks of varying rows reuse it)."""
+        size = math.prod(shape)
         a = self._arrays.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = self._arrays[name] = np.empty(shape, dtype=dtype)
-        return a
+        if a is None or a.size < size or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(size, dtype=dtype)
+        return a[:size].reshape(shape)
 
 
 def _row_weighted_sums(r_t, a):
@@ -359,10 +362,10 @@ def _incomplete_statistics(block, model, covariance_type, sw):
         sw = None if sw is None else sw[~empty]
     marginal = model.marginal()
     ws = Workspace()
-    for part, resp, filled in _marginal_sub_blocks(model, block, ws, marginal):
+    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal):
         lse = _normalise_in_place(resp)
-        acc.add(filled, resp, np.isfinite(lse), lse, ws, None if sw is None else sw[part.rows])
-        acc.Sk += marginal.conditional_moment(part, resp)  # resp now weighted, zero if left out
+        marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
+    marginal.finish(acc)
     out = acc.result(len(block) + int(np.count_nonzero(empty)))
     out[0, 4] = np.count_nonzero(empty)
     return out[0]
@@ -453,8 +456,8 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
 
 
 def _marginal_sub_blocks(model, rows, ws, marginal=None):
-    """``(group, weighted log-probs (K, n), filled rows (K, n, D))`` for the rows of
-    ``rows`` (all with a NaN) sub-block by sub-block (see :mod:`daskgmm.missing`)."""
+    """``(group, weighted log-probs (K, n), work)`` for the rows of ``rows`` (all with
+    a NaN) sub-block by sub-block (see :meth:`daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
     for group in marginal.groups(rows):
         for start in range(0, len(group.rows), _MISSING_ROWS):
@@ -503,10 +506,10 @@ def chunk_impute(block, weights, means, precisions_cholesky, covariance_type):
         return out
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     rows = block[incomplete]
-    for group, wlp, filled in _marginal_sub_blocks(model, rows, Workspace()):
+    marginal = model.marginal()
+    for group, wlp, work in _marginal_sub_blocks(model, rows, Workspace(), marginal):
         _normalise_in_place(wlp)
-        filled += model.means_f64[:, None, :]
-        expected = np.einsum("kn,knd->nd", wlp, filled)
+        expected = marginal.expected(group, work, wlp)
         r = incomplete[group.rows]
         out[r] = np.where(np.isnan(out[r]), expected, out[r])
     return out

@@ -186,9 +186,9 @@ def kmeans_parallel_many(
             phi = float(np.sum([p[0] for p in parts]))
             bad = sum(p[1] for p in parts)
             if bad and missing != "drop":
+                what = "infinity" if missing == "marginalize" else "NaN or infinity"
                 raise ValueError(
-                    f"Input X contains {'infinity' if missing == 'marginalize' else 'NaN or infinity'}:"
-                    f" {bad} of {X.shape[0]} rows have a non-finite value. "
+                    f"Input X contains {what}: {bad} of {X.shape[0]} rows have a non-finite value. "
                     + ("missing='marginalize' integrates out NaN only." if missing == "marginalize"
                        else "Pass missing='drop' to leave such rows out, or missing='marginalize' "
                        "to integrate their missing values out.")

@@ -36,6 +36,8 @@ import math
 
 import numpy as np
 
+from .covariance.base import Expansion
+
 __all__ = ["Marginal", "has_missing"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -57,17 +59,54 @@ class _Group:
     """
 
     def __init__(self, rows, idx=None, pattern=None, patterns=None, inv=None, logdet=None,
-                 miss=None):
+                 miss=None, mass=None):
         self.rows, self.idx, self.pattern, self.miss = rows, idx, pattern, miss
         self.patterns, self.inv, self.logdet = patterns, inv, logdet
+        #: responsibility summed per pattern and component, over the sub-blocks
+        self.mass = mass
+        #: one shared precision: (z, w, q) of Marginal._shared_terms
+        self.shared = None
 
     def __getitem__(self, sl: slice) -> _Group:
         """The group's rows ``sl`` (the per-pattern arrays shared)."""
         def part(a):
             return None if a is None else a[sl]
 
-        return _Group(self.rows[sl], part(self.idx), part(self.pattern), self.patterns, self.inv,
-                      self.logdet, part(self.miss))
+        out = _Group(self.rows[sl], part(self.idx), part(self.pattern), self.patterns, self.inv,
+                     self.logdet, part(self.miss), self.mass)
+        out.shared = self.shared
+        return out
+
+
+#: Largest block of missing features inverted by the batch-vectorised Cholesky of
+#: :func:`_inverse_and_logdet` (beyond, LAPACK per matrix: fewer Python steps).
+_VECTORISED_SIZE = 6
+
+
+def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses and log-determinants of a stack of symmetric positive-definite
+    (c, c) matrices. For small ``c``, a Cholesky factorisation and triangular
+    inverse written column by column over the whole stack: a few NumPy steps
+    instead of a LAPACK call per matrix (thousands of patterns per chunk)."""
+    c = a.shape[-1]
+    if c > _VECTORISED_SIZE:
+        return np.linalg.inv(a), np.linalg.slogdet(a)[1]
+    low = np.zeros_like(a)
+    for j in range(c):
+        row = low[..., j, :j]
+        pivot = np.sqrt(a[..., j, j] - np.einsum("...l,...l->...", row, row))
+        low[..., j, j] = pivot
+        for i in range(j + 1, c):
+            low[..., i, j] = (a[..., i, j] - np.einsum("...l,...l->...", low[..., i, :j],
+                                                       low[..., j, :j])) / pivot
+    inv_low = np.zeros_like(a)  # L^-1, lower triangular, by forward substitution
+    for j in range(c):
+        inv_low[..., j, j] = 1.0 / low[..., j, j]
+        for i in range(j + 1, c):
+            inv_low[..., i, j] = -np.einsum("...l,...l->...", low[..., i, j:i],
+                                            inv_low[..., j:i, j]) / low[..., i, i]
+    logdet = 2.0 * np.log(np.diagonal(low, axis1=-2, axis2=-1)).sum(axis=-1)
+    return np.matmul(np.swapaxes(inv_low, -1, -2), inv_low), logdet
 
 
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
@@ -93,15 +132,34 @@ class Marginal:
         self.cov = cov
         self.offset = offset
         pc = np.asarray(precisions_cholesky, dtype=np.float64)
-        self.diagonal = cov.unit_ndim < 2
-        if self.diagonal:
+        self.shared = False  # one precision for all components (tied), see below
+        self.shift = self.means.mean(axis=0)  # the expansions below are about it
+        self.mu_shifted = mu = self.means - self.shift
+        self.diagonal = False
+        if cov.unit_ndim < 2:
             # (K, D) precisions: the squares of the Cholesky factors' diagonals
             p = np.broadcast_to(np.reshape(pc, (self.n_components, -1)) ** 2, self.means.shape)
-            self.precision_diag = np.ascontiguousarray(p)
-            self.log_precision = np.log(self.precision_diag)
-        else:
+            p = np.ascontiguousarray(p)
+            # log-probs as one product with the features [x~0^2, x~0, o] of a row
+            # (x~0: x - c with zeros at the missing features, o: 1 where observed),
+            # where that is as exact as the complete rows' Expansion
+            self.diagonal = Expansion.close_enough(np.einsum("kd,kd->k", mu * mu, p))
+            self.precision_diag = p
+            self.coef = np.concatenate(
+                [-0.5 * p, mu * p, -0.5 * mu * mu * p + 0.5 * np.log(p) - 0.5 * _LOG_2PI], axis=1)
+            self.constant = offset - 0.5 * np.log(p).sum(axis=1) + 0.5 * self.n_features * _LOG_2PI
+        if not self.diagonal and cov.unit_ndim < 2:  # means too far apart: as dense ones
+            self.precisions = self.precision_diag[:, :, None] * np.eye(self.n_features)
+        elif not self.diagonal:
             units = cov.units(pc)  # (U, D, D), U = K or 1
             self.precisions = np.matmul(units, np.swapaxes(units, 1, 2))
+            if not cov.per_component:
+                # one precision for all: per row only products with P, and per
+                # pattern and component the rest (see _shared_terms), about the
+                # mean of the means (as the complete rows' Expansion, and only
+                # where it is as exact)
+                spread = np.einsum("kd,de,ke->k", mu, self.precisions[0], mu)
+                self.shared = Expansion.close_enough(spread)
 
     # ------------------------------------------------------------ patterns
 
@@ -121,9 +179,32 @@ class Marginal:
             patterns = idx[first]
             # P_mm of every pattern and unit: (n_patterns, U, c, c)
             sub = np.swapaxes(self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
-            logdet = np.linalg.slogdet(sub)[1]
-            out.append(_Group(rows, idx, pattern.reshape(-1), patterns, np.linalg.inv(sub), logdet))
+            inv, logdet = _inverse_and_logdet(sub)
+            mass = np.zeros((len(patterns), self.n_components))
+            group = _Group(rows, idx, pattern.reshape(-1), patterns, inv, logdet, mass=mass)
+            if self.shared:
+                group.shared = self._shared_terms(patterns, inv[:, 0])
+            out.append(group)
+        self._groups = out
         return out
+
+    def _shared_terms(self, patterns, inv):
+        """Per pattern and component, for one shared precision ``P``: the filled
+        row less the row's own part is ``e_nk = y_n - z_pk`` with
+        ``y = x~0 + [u at m]``, ``u = -P_mm^-1 (x~0 P)_m`` (per row) and
+        ``z_pk = mu~_k o_p + [v at m]``, ``v = -P_mm^-1 ((mu~_k o_p) P)_m``; so
+        ``e^T P e = y^T P y - 2 y . w_pk + q_pk`` with ``w = z P``, ``q = z . w``.
+        Returns ``(z, w, q)``: (P, K, D), (P, K, D), (P, K)."""
+        precision = self.precisions[0]
+        observed = np.ones((len(patterns), self.n_features))
+        np.put_along_axis(observed, patterns, 0.0, axis=1)
+        z = self.mu_shifted[None] * observed[:, None, :]
+        b = np.matmul(z, precision)
+        b_m = np.take_along_axis(b, patterns[:, None, :], axis=2)
+        v = -np.einsum("pij,pkj->pki", inv, b_m)
+        np.put_along_axis(z, np.broadcast_to(patterns[:, None, :], v.shape), v, axis=2)
+        w = np.matmul(z, precision)
+        return z, w, np.einsum("pkd,pkd->pk", z, w)
 
     # ------------------------------------------------------------- per row
 
@@ -133,53 +214,145 @@ class Marginal:
         centred on each mean: (K, n, D) float64."""
         k, d = self.means.shape
         n = len(x)
-        diff = ws("m_diff", (k, n, d))
-        np.subtract(x[None], self.means[:, None, :], out=diff, dtype=np.float64)
         wlp = ws("m_wlp", (k, n))
         if self.diagonal:
-            miss = group.miss
-            diff[:, miss] = 0.0  # E[x_m | x_o, k] = mu_m
-            sq = ws("m_sq", (k, n, d))
-            np.square(diff, out=sq)
-            maha = np.matmul(sq, self.precision_diag[:, :, None])[:, :, 0]
-            logdet = np.dot(self.log_precision, miss.T.astype(np.float64))  # (K, n)
-            n_missing = miss.sum(axis=1)
-        else:
-            rows = np.arange(n)[:, None]
-            diff[:, rows, group.idx] = 0.0  # d0: zero at the missing features
-            g = np.matmul(diff, self.precisions)  # P symmetric: rows of d0 P
-            maha = np.einsum("knd,knd->kn", diff, g)
-            gm = g[:, rows, group.idx]  # (K, n, c)
-            inv = group.inv[group.pattern]  # (n, U, c, c)
-            if inv.shape[1] == 1:  # tied: one P_mm^-1 per row
-                t = -np.einsum("nij,knj->kni", inv[:, 0], gm)
-            else:
-                t = -np.einsum("nkij,knj->kni", inv, gm)
-            maha += np.einsum("kni,kni->kn", t, gm)
-            diff[:, rows, group.idx] = t
-            logdet = group.logdet[group.pattern].T  # (U, n): broadcast over K for tied
-            n_missing = group.idx.shape[1]
+            features = ws("m_features", (3 * d, n))
+            x0, gap = features[d : 2 * d], features[2 * d :]
+            np.subtract(x.T, self.shift[:, None], out=x0, dtype=np.float64)
+            miss = group.miss.T
+            np.logical_not(miss, out=gap, casting="unsafe")
+            x0[miss] = 0.0
+            np.square(x0, out=features[:d])
+            np.dot(self.coef, features, out=wlp)
+            wlp += self.constant[:, None]
+            return wlp, features
+        if self.shared:
+            return self._evaluate_shared(x, group, wlp)
+        diff = ws("m_diff", (k, n, d))
+        np.subtract(x[None], self.means[:, None, :], out=diff, dtype=np.float64)
+        rows = np.arange(n)[:, None]
+        diff[:, rows, group.idx] = 0.0  # d0: zero at the missing features
+        g = np.matmul(diff, self.precisions)  # P symmetric: rows of d0 P
+        maha = np.einsum("knd,knd->kn", diff, g)
+        gm = g[:, rows, group.idx]  # (K, n, c)
+        inv = np.swapaxes(group.inv[group.pattern], 0, 1)  # (U, n, c, c)
+        # t = -P_mm^-1 g_m, a sum over the c columns (c is small)
+        t = inv[..., 0] * gm[..., :1]
+        for j in range(1, gm.shape[2]):
+            t += inv[..., j] * gm[..., j : j + 1]
+        t *= -1.0
+        maha += np.einsum("kni,kni->kn", t, gm)
+        diff[:, rows, group.idx] = t
         np.multiply(maha, -0.5, out=wlp)
         wlp += self.offset[:, None]
-        wlp -= 0.5 * logdet
-        wlp += (0.5 * _LOG_2PI) * n_missing
+        wlp -= 0.5 * group.logdet[group.pattern].T  # (U, n): broadcast over K for tied
+        wlp += (0.5 * _LOG_2PI) * group.idx.shape[1]
         return wlp, diff
 
-    def conditional_moment(self, group: _Group, resp: np.ndarray) -> np.ndarray:
-        """``sum_n r_nk Cov[x_m | x_o, k]`` in the layout of the type's second moments,
-        for one group's rows of responsibilities ``resp`` (K, n)."""
+    def _evaluate_shared(self, x, group, wlp):
+        """:meth:`evaluate` for one shared precision (:meth:`_shared_terms`): the work
+        is ``y`` (n, D)."""
+        precision = self.precisions[0]
+        rows = np.arange(len(x))[:, None]
+        y = np.subtract(x, self.shift, dtype=np.float64)
+        y[rows, group.idx] = 0.0
+        a_m = np.dot(y, precision)[rows, group.idx]  # (n, c)
+        inv = group.inv[group.pattern, 0]  # (n, c, c)
+        u = inv[:, :, 0] * a_m[:, :1]
+        for j in range(1, a_m.shape[1]):
+            u += inv[:, :, j] * a_m[:, j : j + 1]
+        y[rows, group.idx] = -u
+        z, w, q = group.shared
+        cross = np.matmul(w[group.pattern], y[:, :, None])[:, :, 0]  # (n, K)
+        y_p_y = np.einsum("nd,nd->n", y, np.dot(y, precision))
+        np.multiply(cross.T, 2.0, out=wlp)
+        wlp -= y_p_y
+        wlp -= q[group.pattern].T
+        wlp *= 0.5
+        wlp += self.offset[:, None]
+        wlp -= 0.5 * group.logdet[group.pattern].T
+        wlp += (0.5 * _LOG_2PI) * group.idx.shape[1]
+        return wlp, y
+
+    def accumulate(self, acc, group: _Group, work, resp, lse, ws, weight=None) -> None:
+        """Add the expected statistics of one sub-block to ``acc`` (an
+        :class:`~daskgmm.kernels.Accumulator` centred on the means): ``work`` and
+        ``resp`` from :meth:`evaluate` (responsibilities by now), ``lse`` the rows'
+        log-likelihoods, ``weight`` their sample weights."""
+        if self.shared:
+            self._accumulate_shared(acc, group, work, resp, lse, weight)
+        elif not self.diagonal:
+            acc.add(work, resp, np.isfinite(lse), lse, ws, weight)
+        if not self.diagonal:
+            n_patterns = len(group.patterns)
+            for j in range(self.n_components):  # resp now weighted, zero if left out
+                group.mass[:, j] += np.bincount(group.pattern, weights=resp[j],
+                                                minlength=n_patterns)
+            return
+        finite = np.isfinite(lse)
+        acc.add_score(lse, finite, weight)
+        if weight is not None:
+            resp *= weight
+        if not finite.all():
+            resp[:, ~finite] = 0.0
+            work[:, ~finite] = 0.0
+        d = self.n_features
+        sums = np.dot(resp, work.T)  # (K, 3D): sums of r x~0^2, r x~0, r o
+        nk = resp.sum(axis=1)
+        sq, lin, seen = sums[:, :d], sums[:, d : 2 * d], sums[:, 2 * d :]
+        mu = self.mu_shifted
+        acc.nk += nk
+        acc.sk += lin - mu * seen  # E[x_m | x_o] = mu_m: only the observed part moves
+        acc.Sk += sq - 2.0 * mu * lin + mu * mu * seen + (nk[:, None] - seen) / self.precision_diag
+
+    def _accumulate_shared(self, acc, group, y, resp, lse, weight):
+        """:meth:`accumulate` for one shared precision: with ``e_nk = y_n - z_pk``,
+        ``sum_k r e e^T = rho y y^T - y zbar^T - zbar y^T + sum_k r z z^T``
+        (``rho = sum_k r``, ``zbar = sum_k r z``); the parts in ``z`` alone are
+        summed per pattern in :meth:`finish`."""
+        finite = np.isfinite(lse)
+        acc.add_score(lse, finite, weight)
+        if weight is not None:
+            resp *= weight
+        if not finite.all():
+            resp[:, ~finite] = 0.0
+            y[~finite] = 0.0
+        rho = resp.sum(axis=0)
+        zbar = np.matmul(resp.T[:, None, :], group.shared[0][group.pattern])[:, 0, :]  # (n, D)
+        cross = np.dot(y.T, zbar)
+        acc.nk += resp.sum(axis=1)
+        acc.sk += np.dot(resp, y)
+        acc.Sk += np.dot(y.T * rho, y) - cross - cross.T
+
+    def expected(self, group: _Group, work, resp) -> np.ndarray:
+        """``sum_k r_nk E[x | x_o, k]`` of one sub-block's rows, (n, D) (only its
+        missing entries differ from the rows)."""
+        if self.diagonal:
+            return np.dot(resp.T, self.means)
+        if self.shared:
+            zbar = np.matmul(resp.T[:, None, :], group.shared[0][group.pattern])[:, 0, :]
+            return work * resp.sum(axis=0)[:, None] - zbar + np.dot(resp.T, self.means)
+        return np.einsum("kn,knd->nd", resp, work) + np.dot(resp.T, self.means)
+
+    def finish(self, acc) -> None:
+        """Add ``sum_n r_nk Cov[x_m | x_o, k]`` of every row accumulated (dense types;
+        the diagonal ones added theirs in :meth:`accumulate`) to ``acc``'s second
+        moments: per pattern, its summed responsibilities times ``P_mm^-1``."""
+        if self.diagonal:
+            return
         k, d = self.means.shape
-        if self.diagonal:  # the variances of the missing features; (K, D) is the layout
-            return np.dot(resp, group.miss.astype(np.float64)) / self.precision_diag
-        n_patterns = group.inv.shape[0]
-        mass = np.zeros((n_patterns, k))  # responsibility summed per pattern
-        for j in range(k):
-            mass[:, j] = np.bincount(group.pattern, weights=resp[j], minlength=n_patterns)
-        patterns = group.patterns
-        inv = group.inv if group.inv.shape[1] == k else np.broadcast_to(
-            group.inv, (n_patterns, k) + group.inv.shape[2:])
-        contrib = mass[:, :, None, None] * inv  # (P, K, c, c)
-        flat = (np.arange(k)[None, :, None, None] * d * d
-                + patterns[:, None, :, None] * d + patterns[:, None, None, :])
-        dense = np.bincount(flat.ravel(), weights=contrib.ravel(), minlength=k * d * d)
-        return self.cov.moment_of_dense(dense.reshape(k, d, d))
+        dense = np.zeros(k * d * d)
+        for group in self._groups:
+            if self.shared:  # the parts of sum_k r e e^T in z alone (_accumulate_shared)
+                z = group.shared[0]
+                acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
+                acc.Sk += np.einsum("pki,pkj->ij", group.mass[:, :, None] * z, z)
+            n_patterns = len(group.patterns)
+            inv = group.inv if group.inv.shape[1] == k else np.broadcast_to(
+                group.inv, (n_patterns, k) + group.inv.shape[2:])
+            contrib = group.mass[:, :, None, None] * inv  # (P, K, c, c)
+            p = group.patterns
+            flat = (np.arange(k)[None, :, None, None] * d * d
+                    + p[:, None, :, None] * d + p[:, None, None, :])
+            dense += np.bincount(flat.ravel(), weights=contrib.ravel(), minlength=k * d * d)
+        acc.Sk += self.cov.moment_of_dense(dense.reshape(k, d, d))

@@ -23,6 +23,8 @@ RUNS = {
     "bench_n_init.py": (["--n-samples", "40000", "--chunk-rows", "10000", "--iterations", "2",
                          "--cold"], "lockstep speed-up for n_init=3"),
     "bench_kernels.py": (["--rows", "4000", "--repeats", "1"], "ratio: scikit-learn / daskgmm"),
+    "bench_missing.py": (["--rows", "4000", "--repeats", "1", "--covariance-type", "full"],
+                         "with NaN"),
     "bench_fit.py": (["--n-samples", "6000", "--chunk-rows", "2000", "--n-components", "4",
                       "--n-features", "4", "--accelerate"], "plain EM's bound after"),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,22 @@ def test_gridded_map_example(tmp_path):
     values, masked = labels.values, land.values
     assert (values[masked] == -1).all()
     assert set(np.unique(values[~masked])) == {0, 1, 2}
+
+
+def test_cloud_gaps_example_fills_the_gaps_better_than_band_means(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "cloud_gaps.py"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "cloud_gaps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    errors = re.search(r"in the gaps: mixture ([0-9.]+), band means ([0-9.]+)", done.stdout)
+    assert errors and float(errors[1]) < 0.25 * float(errors[2]), done.stdout
+    gapped = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False)["reflectance"].load()
+    filled = xr.open_zarr(tmp_path / "filled.zarr", consolidated=False)["reflectance"].load()
+    assert filled.dims == gapped.dims and not filled.isnull().any()
+    seen = ~gapped.isnull()
+    assert (filled.values[seen.values] == gapped.values[seen.values]).all()
 
 
 def test_cluster_fit_example_connects_fits_and_shows_progress():

@@ -86,10 +86,18 @@ def several_patterns(d=4, n=400, seed=3):
     return holes(X, rate=0.25, seed=seed, empty_rows=(5, 77))
 
 
+@pytest.mark.parametrize("far", [False, True], ids=["near", "far"])
 @pytest.mark.parametrize("covariance_type", TYPES)
-def test_one_iteration_matches_a_naive_loop_over_rows(covariance_type):
+def test_one_iteration_matches_a_naive_loop_over_rows(covariance_type, far):
+    """``far``: one mean 3,000 standard deviations from the others, beyond the
+    expansions' range: the centred path, as exact."""
     X = several_patterns()
     p = random_params(covariance_type, k=3, d=4)
+    if far:
+        means = p.means.copy()
+        means[2] += 3000.0
+        X[X[:, 0] > 2.0] += 3000.0  # some rows go with it
+        p = GMMParams(p.weights, means, p.covariances, p.precisions_cholesky, covariance_type)
     assert len({tuple(r) for r in np.isnan(X)}) >= 10  # several missingness patterns
     gm = GaussianMixture(3, covariance_type=covariance_type, weights_init=p.weights,
                          means_init=p.means, precisions_init=p.precisions, max_iter=1,
@@ -200,7 +208,8 @@ def test_marginalised_fit_recovers_the_truth_better_than_dropping_rows_or_imputi
     A = rng.normal(size=(k, d, d)) * 0.5 + np.eye(d)
     covs = A @ A.transpose(0, 2, 1)
     lab = rng.choice(k, size=n, p=[0.5, 0.3, 0.2])
-    X = np.einsum("nd,nde->ne", rng.standard_normal((n, d)), np.linalg.cholesky(covs)[lab].transpose(0, 2, 1)) + means[lab]
+    chol = np.linalg.cholesky(covs)
+    X = np.einsum("nde,ne->nd", chol[lab], rng.standard_normal((n, d))) + means[lab]
     Xm = X.copy()
     Xm[rng.random(X.shape) < 0.3] = np.nan  # MCAR: 17% of the rows are complete
     Xd = da.from_array(Xm, chunks=1500)
@@ -221,8 +230,8 @@ def test_marginalised_fit_recovers_the_truth_better_than_dropping_rows_or_imputi
 def test_chunking_and_schedulers_do_not_change_the_fit(scheduler):
     X = holes(blobs(n=3000, d=4, seed=5)[0], rate=0.2, seed=5, empty_rows=())
     X = X[~np.isnan(X).all(axis=1)]
-    fits = [GaussianMixture(3, missing="marginalize", random_state=0).fit(da.from_array(X, chunks=c))
-            for c in (3000, 700)]
+    fits = [GaussianMixture(3, missing="marginalize", random_state=0).fit(
+        da.from_array(X, chunks=c)) for c in (3000, 700)]
     np.testing.assert_allclose(fits[0].means_, fits[1].means_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(fits[0].covariances_, fits[1].covariances_, rtol=1e-9, atol=1e-9)
     assert fits[0].n_iter_ == fits[1].n_iter_
@@ -284,3 +293,43 @@ def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
     assert np.mean(np.abs(gaps - truth)) < np.mean(np.abs(np.nanmean(truth) - truth))
     labels = gm.predict(gapped)
     assert labels.dims == ("y", "x") and (labels.values >= 0).all()  # every cell labelled
+
+
+def test_float32_rows_with_missing_values_give_a_float32_model_close_to_float64():
+    X = holes(blobs(n=2000, d=3, seed=9)[0], rate=0.2, seed=9, empty_rows=())
+    X = X[~np.isnan(X).all(axis=1)]
+    fits = [GaussianMixture(3, missing="marginalize", random_state=0).fit(
+        da.from_array(X.astype(dtype), chunks=500)) for dtype in (np.float64, np.float32)]
+    assert fits[1].means_.dtype == np.float32
+    np.testing.assert_allclose(fits[1].means_, fits[0].means_, rtol=1e-4, atol=1e-4)
+    assert fits[1].lower_bound_ == pytest.approx(fits[0].lower_bound_, rel=1e-5)
+
+
+def test_the_command_line_fits_with_missing_values_and_the_model_keeps_the_choice(tmp_path):
+    import subprocess
+    import sys
+
+    import zarr
+
+    import daskgmm
+
+    X = holes(blobs(n=3000, d=3, seed=10)[0], rate=0.2, seed=10)
+    da.from_array(X, chunks=(1000, 3)).to_zarr(str(tmp_path / "data.zarr"))
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "daskgmm.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    refused = subprocess.run([sys.executable, "-m", "daskgmm.cli", "fit", tmp_path / "data.zarr",
+                              "-k", "3"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "missing='marginalize'" in refused.stderr
+    run("fit", tmp_path / "data.zarr", "-k", 3, "--random-state", 0, "--missing", "marginalize",
+        "-o", tmp_path / "model.zarr")
+    model = daskgmm.load(tmp_path / "model.zarr")
+    assert model.missing == "marginalize"
+    run("predict", tmp_path / "model.zarr", tmp_path / "data.zarr", "-o", tmp_path / "labels.zarr")
+    labels = zarr.open_array(str(tmp_path / "labels.zarr"))[:]
+    np.testing.assert_array_equal(labels, model.predict(X))
+    assert (labels >= 0).all()  # every row labelled from what it has
