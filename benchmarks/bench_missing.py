@@ -11,7 +11,8 @@ memory) are timed on:
   features, drawn at random (up to 2,516 patterns), ``marginalize=True``:
   target at most 1.5x the complete iteration.
 
-Seconds per 1,000,000 rows, medians of ``--repeats`` runs, and the ratios.
+Seconds per 1,000,000 rows, medians of ``--repeats`` runs of the three in turn
+(a drift of the machine's speed affects them alike), and the ratios.
 
     python benchmarks/bench_missing.py
     python benchmarks/bench_missing.py --rows 500000 --covariance-type full
@@ -20,9 +21,11 @@ Seconds per 1,000,000 rows, medians of ``--repeats`` runs, and the ratios.
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import numpy as np
-from bench_kernels import TYPES, median_time, problem
+from bench_kernels import TYPES, problem
 from threadpoolctl import threadpool_limits
 
 from daskgmm import kernels
@@ -39,6 +42,18 @@ def with_holes(X, fraction, most, seed=1):
         sel = count == c
         X[rows[sel][:, None], order[sel, :c]] = np.nan
     return X
+
+
+def interleaved_medians(fns, repeats):
+    """Median seconds of each of ``fns``, run in turn ``repeats`` times (a drift
+    of the machine's speed affects them alike)."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main():
@@ -62,11 +77,11 @@ def main():
             for cov in args.covariance_type or TYPES:
                 X, params, _ = problem(n, d, k, cov, np.dtype(dtype))
                 Xm = with_holes(X, args.fraction, args.most)
-                base = median_time(lambda: kernels.chunk_statistics(X, *params), args.repeats)
-                opt = median_time(lambda: kernels.chunk_statistics(X, *params, 0, True),
-                                  args.repeats)
-                holes = median_time(lambda: kernels.chunk_statistics(Xm, *params, 0, True),
-                                    args.repeats)
+                base, opt, holes = interleaved_medians([
+                    lambda: kernels.chunk_statistics(X, *params),
+                    lambda: kernels.chunk_statistics(X, *params, 0, True),
+                    lambda: kernels.chunk_statistics(Xm, *params, 0, True),
+                ], args.repeats)
                 print(f"{dtype + ' ' + cov:18} {base * per_m:9.3f} {opt * per_m:9.3f} "
                       f"{opt / base - 1:+9.1%} {holes * per_m:9.3f} {holes / base:6.2f}x",
                       flush=True)

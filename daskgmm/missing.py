@@ -193,8 +193,10 @@ class Marginal:
         row less the row's own part is ``e_nk = y_n - z_pk`` with
         ``y = x~0 + [u at m]``, ``u = -P_mm^-1 (x~0 P)_m`` (per row) and
         ``z_pk = mu~_k o_p + [v at m]``, ``v = -P_mm^-1 ((mu~_k o_p) P)_m``; so
-        ``e^T P e = y^T P y - 2 y . w_pk + q_pk`` with ``w = z P``, ``q = z . w``.
-        Returns ``(z, w, q)``: (P, K, D), (P, K, D), (P, K)."""
+        ``e^T P e = y^T P y - 2 (y P) . z_pk + q_pk`` with ``q = z^T P z``. As
+        ``z_pk = mu~_k + [delta_pk at m]``, ``delta = v - mu~_m``, the per-row
+        products with ``z`` are a GEMM with the means and ``c`` more terms.
+        Returns ``(z, delta, q)``: (P, K, D), (P, K, c), (P, K)."""
         precision = self.precisions[0]
         observed = np.ones((len(patterns), self.n_features))
         np.put_along_axis(observed, patterns, 0.0, axis=1)
@@ -202,9 +204,17 @@ class Marginal:
         b = np.matmul(z, precision)
         b_m = np.take_along_axis(b, patterns[:, None, :], axis=2)
         v = -np.einsum("pij,pkj->pki", inv, b_m)
-        np.put_along_axis(z, np.broadcast_to(patterns[:, None, :], v.shape), v, axis=2)
-        w = np.matmul(z, precision)
-        return z, w, np.einsum("pkd,pkd->pk", z, w)
+        where = np.broadcast_to(patterns[:, None, :], v.shape)
+        np.put_along_axis(z, where, v, axis=2)
+        delta = v - np.take_along_axis(np.broadcast_to(self.mu_shifted, z.shape), where, axis=2)
+        return z, delta, np.einsum("pkd,pkd->pk", z, np.matmul(z, precision))
+
+    def _zbar(self, group, resp, rows):
+        """``sum_k r_nk z_pk`` of a sub-block's rows (:meth:`_shared_terms`): (n, D)."""
+        zbar = np.dot(resp.T, self.mu_shifted)
+        delta = group.shared[1][group.pattern]  # (n, K, c)
+        zbar[rows, group.idx] += np.einsum("kn,nkc->nc", resp, delta)
+        return zbar
 
     # ------------------------------------------------------------- per row
 
@@ -262,10 +272,12 @@ class Marginal:
         for j in range(1, a_m.shape[1]):
             u += inv[:, :, j] * a_m[:, j : j + 1]
         y[rows, group.idx] = -u
-        z, w, q = group.shared
-        cross = np.matmul(w[group.pattern], y[:, :, None])[:, :, 0]  # (n, K)
-        y_p_y = np.einsum("nd,nd->n", y, np.dot(y, precision))
-        np.multiply(cross.T, 2.0, out=wlp)
+        _, delta, q = group.shared
+        yp = np.dot(y, precision)
+        y_p_y = np.einsum("nd,nd->n", y, yp)
+        cross = np.dot(self.mu_shifted, yp.T)  # (K, n): (y P) . z_pk
+        cross += np.einsum("nkc,nc->kn", delta[group.pattern], yp[rows, group.idx])
+        np.multiply(cross, 2.0, out=wlp)
         wlp -= y_p_y
         wlp -= q[group.pattern].T
         wlp *= 0.5
@@ -318,8 +330,7 @@ class Marginal:
             resp[:, ~finite] = 0.0
             y[~finite] = 0.0
         rho = resp.sum(axis=0)
-        zbar = np.matmul(resp.T[:, None, :], group.shared[0][group.pattern])[:, 0, :]  # (n, D)
-        cross = np.dot(y.T, zbar)
+        cross = np.dot(y.T, self._zbar(group, resp, np.arange(len(y))[:, None]))
         acc.nk += resp.sum(axis=1)
         acc.sk += np.dot(resp, y)
         acc.Sk += np.dot(y.T * rho, y) - cross - cross.T
@@ -330,7 +341,7 @@ class Marginal:
         if self.diagonal:
             return np.dot(resp.T, self.means)
         if self.shared:
-            zbar = np.matmul(resp.T[:, None, :], group.shared[0][group.pattern])[:, 0, :]
+            zbar = self._zbar(group, resp, np.arange(len(work))[:, None])
             return work * resp.sum(axis=0)[:, None] - zbar + np.dot(resp.T, self.means)
         return np.einsum("kn,knd->nd", resp, work) + np.dot(resp.T, self.means)
 
