@@ -310,9 +310,12 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
     """The statistics of a chunk's rows, but with ``marginalize`` those with a NaN:
     their indices are returned (the second value), for :func:`_incomplete_statistics`.
 
-    A sub-block's rows with NaN are found by a product with ones, on data in
-    cache (NaN propagates, infinities alone do not), so a chunk without NaN
-    costs almost nothing more and takes the path of ``marginalize=False`` exactly.
+    Rows with NaN show as rows of non-finite log-likelihood, which the pass counts
+    and leaves out anyway: a chunk without NaN costs nothing more and takes the
+    path of ``marginalize=False`` exactly. Once a sub-block has had some, the
+    next ones are checked first (a product with ones, on data in cache: NaN
+    propagates, infinities alone do not) and their rows with NaN set aside
+    before the work, not after.
     """
     acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded,
                       model.rounding)
@@ -320,12 +323,14 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
     ws = Workspace()
     log_lik = np.empty(block.shape[0]) if n_worst else None
     incomplete = []
-    ones = np.ones(block.shape[1], dtype=block.dtype) if marginalize else None
+    ones = np.ones(block.shape[1], dtype=block.dtype)
+    precheck = False  # set once rows with NaN are seen
+    seen = 0  # rows with NaN that the pass counted as non-finite
     for start in range(0, block.shape[0], step):
         sub = block[start : start + step]
         w = None if sw is None else sw[start : start + step]
         kept = None
-        if marginalize:
+        if precheck:
             nan = np.isnan(np.dot(sub, ones))
             if nan.any():
                 nan[nan] = np.isnan(sub[nan]).any(axis=1)  # inf - inf: not missing
@@ -341,8 +346,17 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
             else:
                 log_lik[start : start + step] = np.nan  # rows with NaN are not seeds
                 log_lik[start + kept] = lse
-        acc.add(work, resp, np.isfinite(lse), lse, ws, w)
+        finite = np.isfinite(lse)
+        if marginalize and not precheck and not finite.all():
+            left = np.flatnonzero(~finite)
+            left = left[np.isnan(sub[left]).any(axis=1)]
+            if len(left):
+                incomplete.append(left + start)
+                seen += len(left)
+                precheck = True
+        acc.add(work, resp, finite, lse, ws, w)
     incomplete = np.concatenate(incomplete) if incomplete else np.empty(0, dtype=np.intp)
+    acc.out[2] -= seen
     stats = acc.result(block.shape[0] - len(incomplete))
     if not n_worst:
         return stats, incomplete
