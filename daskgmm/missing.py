@@ -110,11 +110,14 @@ def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
-    """One sortable key per row's missing-feature mask: an int64 of its bits, or
-    its packed bytes beyond 62 features."""
-    if miss.shape[1] <= 62:
-        return np.dot(miss.astype(np.int64), np.left_shift(np.int64(1), np.arange(miss.shape[1])))
-    packed = np.ascontiguousarray(np.packbits(miss, axis=1))
+    """One sortable key per row's missing-feature mask: its bits packed into a
+    uint64 (up to 64 features), or into bytes compared as one value beyond."""
+    packed = np.packbits(miss, axis=1, bitorder="little")
+    if packed.shape[1] <= 8:
+        codes = np.zeros((len(miss), 8), dtype=np.uint8)
+        codes[:, : packed.shape[1]] = packed
+        return codes.view(np.uint64).ravel()
+    packed = np.ascontiguousarray(packed)
     return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
@@ -241,7 +244,7 @@ class Marginal:
         diff = ws("m_diff", (k, n, d))
         np.subtract(x[None], self.means[:, None, :], out=diff, dtype=np.float64)
         rows = np.arange(n)[:, None]
-        diff[:, rows, group.idx] = 0.0  # d0: zero at the missing features
+        np.copyto(diff, 0.0, where=np.isnan(diff))  # d0: zero at the missing features
         g = np.matmul(diff, self.precisions)  # P symmetric: rows of d0 P
         maha = np.einsum("knd,knd->kn", diff, g)
         gm = g[:, rows, group.idx]  # (K, n, c)
