@@ -225,6 +225,19 @@ class Accumulator:
             self.out[0] += np.dot(score, weight)
             self.out[3] += weight.sum()
 
+    def weigh(self, resp, finite, score, weight=None, empty=None):
+        """:meth:`add_score`, then ``resp`` (K, b) times the rows' sample ``weight``
+        and zero on the rows left out, in place. Returns the mask of those rows
+        (None if none), whose work the caller zeroes too."""
+        self.add_score(score, finite, weight, empty)
+        if weight is not None:
+            resp *= weight
+        if finite.all():
+            return None
+        left_out = ~finite
+        resp[:, left_out] = 0.0
+        return left_out
+
     def add(self, diff, resp, finite, score, ws, weight=None, empty=None):
         """Add a sub-block: centred data (K, b, D), responsibilities (K, b).
 
@@ -235,15 +248,12 @@ class Accumulator:
         which multiply their responsibilities and scores. ``ws`` is the chunk's
         :class:`Workspace`. ``empty``: see :meth:`add_score`.
         """
-        self.add_score(score, finite, weight, empty)
-        if weight is not None:
-            resp *= weight
-        if not finite.all():
-            resp[:, ~finite] = 0.0
+        left_out = self.weigh(resp, finite, score, weight, empty)
+        if left_out is not None:
             if self.expanded is None:
-                diff[:, ~finite, :] = 0.0
+                diff[:, left_out, :] = 0.0
             else:
-                diff[:, ~finite] = 0.0
+                diff[:, left_out] = 0.0
         if self.expanded is not None:
             self.expanded.accumulate(diff, resp, ws, self.sums, weight)
             return

@@ -304,13 +304,9 @@ class Marginal:
                 group.mass[:, j] += np.bincount(group.pattern, weights=resp[j],
                                                 minlength=n_patterns)
             return
-        finite = np.isfinite(lse)
-        acc.add_score(lse, finite, weight)
-        if weight is not None:
-            resp *= weight
-        if not finite.all():
-            resp[:, ~finite] = 0.0
-            work[:, ~finite] = 0.0
+        left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
+        if left_out is not None:
+            work[:, left_out] = 0.0
         d = self.n_features
         sums = np.dot(resp, work.T)  # (K, 3D): sums of r x~0^2, r x~0, r o
         nk = resp.sum(axis=1)
@@ -325,13 +321,9 @@ class Marginal:
         ``sum_k r e e^T = rho y y^T - y zbar^T - zbar y^T + sum_k r z z^T``
         (``rho = sum_k r``, ``zbar = sum_k r z``); the parts in ``z`` alone are
         summed per pattern in :meth:`finish`."""
-        finite = np.isfinite(lse)
-        acc.add_score(lse, finite, weight)
-        if weight is not None:
-            resp *= weight
-        if not finite.all():
-            resp[:, ~finite] = 0.0
-            y[~finite] = 0.0
+        left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
+        if left_out is not None:
+            y[left_out] = 0.0
         rho = resp.sum(axis=0)
         cross = np.dot(y.T, self._zbar(group, resp, np.arange(len(y))[:, None]))
         acc.nk += resp.sum(axis=1)
