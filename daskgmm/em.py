@@ -30,15 +30,17 @@ logger = logging.getLogger(__name__)
 
 def expectation(
     X: da.Array, params: list[GMMParams], missing: str = "raise",
-    sample_weight: da.Array | None = None, n_worst: int = 0,
+    sample_weight: da.Array | None = None, n_worst: int | list[int] = 0,
 ) -> list[SufficientStatistics]:
     """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
-    several initialisations run in lockstep cost one read of the data per
-    iteration. ``sample_weight``: (n, 1), chunked like the rows of ``X``.
-    ``n_worst``: also find the rows each model explains worst (re-seeding)."""
+    several initialisations, or the models of a search (of any covariance types
+    and sizes), run in lockstep cost one read of the data per iteration.
+    ``sample_weight``: (n, 1), chunked like the rows of ``X``. ``n_worst``: also
+    find the rows each model explains worst (re-seeding); one for all, or a list."""
+    n_worst = n_worst if isinstance(n_worst, list) else [n_worst] * len(params)
     return summed_statistics(
-        X, kernels.chunk_statistics, [(*p.kernel_args, n_worst) for p in params],
-        [p.means for p in params], params[0].covariance_type, missing,
+        X, kernels.chunk_statistics, [(*p.kernel_args, w) for p, w in zip(params, n_worst)],
+        [p.means for p in params], [p.covariance_type for p in params], missing,
         weights=sample_weight, n_worst=n_worst,
     )
 
@@ -105,14 +107,14 @@ def run_em(
         else r.lower_bound if r.lower_bounds else b
         for r, b in zip(runs, previous_bounds or [-math.inf] * len(runs))
     ]
-    n_worst = runs[0].params.n_components if recovery is not None and recovery.reseed else 0
+    reseed = recovery is not None and recovery.reseed
     while True:
         active = [i for i, r in enumerate(runs) if not r.converged and r.n_iter < max_iter]
         if not active:
             return runs
         t0 = time.perf_counter()
         stats = expectation(X, [runs[i].params for i in active], missing, sample_weight,
-                            n_worst)
+                            [runs[i].params.n_components if reseed else 0 for i in active])
         updates = []
         for i, st in zip(active, stats):
             if st.n_empty and runs[i].n_iter == 0:

@@ -21,7 +21,14 @@ from sklearn.exceptions import ConvergenceWarning
 from . import kmeans
 from .passes import compute, finite_rows, kernel_options, pass_statistics_many, reduce_chunks
 
-__all__ = ["KMeansParallelResult", "kmeans_parallel", "kmeans_parallel_many", "lloyd"]
+__all__ = [
+    "KMeansParallelResult",
+    "kmeans_parallel",
+    "kmeans_parallel_candidates",
+    "kmeans_parallel_many",
+    "lloyd",
+    "recluster",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +152,29 @@ def kmeans_parallel_many(
     """:func:`kmeans_parallel` once per random state, in lockstep: each round is
     one pass over the data for all of them, and each ends exactly where it would
     alone."""
+    results = kmeans_parallel_candidates(
+        X, n_clusters, random_states, n_rounds=n_rounds, oversampling=oversampling,
+        max_rounds=max_rounds, missing=missing, sample_weight=sample_weight,
+    )
+    for result, rs in zip(results, random_states):
+        result.centers = recluster(result, n_clusters, rs)
+    return results
+
+
+def kmeans_parallel_candidates(
+    X: da.Array,
+    n_clusters: int,
+    random_states: list[np.random.RandomState],
+    *,
+    n_rounds: int = 5,
+    oversampling: float = 2.0,
+    max_rounds: int = 20,
+    missing: str = "raise",
+    sample_weight: da.Array | None = None,
+) -> list[KMeansParallelResult]:
+    """Steps 1-3 of :func:`kmeans_parallel` for each random state, in lockstep: the
+    weighted candidates, which :func:`recluster` reduces to centres (for any
+    number of clusters up to ``n_clusters``, which the rounds oversample for)."""
     ell = oversampling * n_clusters
     seeds = [int(rs.randint(np.iinfo(np.int32).max)) for rs in random_states]
     totals = None if sample_weight is None else _chunk_totals(sample_weight)
@@ -201,39 +231,48 @@ def kmeans_parallel_many(
             logger.info("k-means|| round %d: cost %.6g, %d new candidates", r + 1, phi, len(chosen))
             candidates[j] = np.concatenate([candidates[j], chosen])
         active = [j for j in active if results[j].phi[-1] != 0.0]
-    for c in candidates:
-        n_distinct = _distinct_rows(c)
-        if n_distinct < n_clusters:
-            # scikit-learn's KMeans warns and goes on with duplicated centres; so do we
-            warnings.warn(
-                f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
-                f"({n_clusters}). Possibly due to duplicate points in X: some components "
-                "start empty.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
     all_weights = compute(*[
         reduce_chunks(X, kmeans.chunk_nearest_counts, c, size=len(c), weights=sample_weight,
                       **kernel_options(missing))
         for c in candidates
     ], reads=X)
-    for result, rs, c, weights in zip(results, random_states, candidates, all_weights):
+    for result, c, weights in zip(results, candidates, all_weights):
         result.passes += 1
-        keep = weights > 0
-        if np.count_nonzero(keep) < n_clusters:
-            # fewer candidates than clusters: every candidate is a centre, the
-            # heaviest repeated (those components start empty), as KMeans would
-            order = np.argsort(-weights[keep], kind="stable")
-            result.centers = c[keep][np.resize(order, n_clusters)]
-        else:
-            with warnings.catch_warnings():
-                # duplicates among candidates are expected and harmless here
-                warnings.simplefilter("ignore", category=UserWarning)
-                km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES, random_state=rs)
-                km.fit(c[keep], sample_weight=weights[keep])
-            result.centers = km.cluster_centers_
         result.candidates, result.candidate_weights = c, weights
     return results
+
+
+def recluster(result: KMeansParallelResult, n_clusters: int,
+              random_state: np.random.RandomState) -> np.ndarray:
+    """Step 4 of :func:`kmeans_parallel` on the client (no data read): ``n_clusters``
+    centres from the weighted candidates of ``result``, by weighted k-means++
+    seeding and Lloyd (best of :data:`N_INIT_CANDIDATES`) drawn from ``random_state``.
+    Warns (scikit-learn's ``ConvergenceWarning``) where the candidates hold fewer
+    distinct rows than ``n_clusters``: centres are then duplicated."""
+    c, weights = result.candidates, result.candidate_weights
+    n_distinct = _distinct_rows(c)
+    if n_distinct < n_clusters:
+        # scikit-learn's KMeans warns and goes on with duplicated centres; so do we
+        warnings.warn(
+            f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
+            f"({n_clusters}). Possibly due to duplicate points in X: some components "
+            "start empty.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+    keep = weights > 0
+    if np.count_nonzero(keep) < n_clusters:
+        # fewer candidates than clusters: every candidate is a centre, the
+        # heaviest repeated (those components start empty), as KMeans would
+        order = np.argsort(-weights[keep], kind="stable")
+        return c[keep][np.resize(order, n_clusters)]
+    with warnings.catch_warnings():
+        # duplicates among candidates are expected and harmless here
+        warnings.simplefilter("ignore", category=UserWarning)
+        km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES,
+                    random_state=random_state)
+        km.fit(c[keep], sample_weight=weights[keep])
+    return km.cluster_centers_
 
 
 def lloyd(X, centers, n_iter, covariance_type, missing, sample_weight=None):
@@ -241,18 +280,28 @@ def lloyd(X, centers, n_iter, covariance_type, missing, sample_weight=None):
     statistics of the final assignments, one pass per step for all sets.
 
     The statistics of the last pass give both the last Lloyd update and the
-    mixture parameters (``n_iter + 1`` passes in all).
+    mixture parameters (``n_iter + 1`` passes in all). ``covariance_type``: one for
+    all sets, or one per set. A Lloyd update needs ``N_k`` and ``s_k`` only, which
+    do not depend on the covariance type: the steps before the last take the
+    cheapest second moments ('spherical'), and sets given the same centres array
+    (one number of clusters of a search, for each covariance type) share them.
     """
-    def step(centers):
-        return pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
-                                    covariance_type, missing=missing,
-                                    sample_weight=sample_weight)
+    types = list(covariance_type) if isinstance(covariance_type, (list, tuple)) \
+        else [covariance_type] * len(centers)
+    first: dict[int, int] = {}
+    shared = [first.setdefault(id(c), j) for j, c in enumerate(centers)]
+    distinct = sorted(first.values())
 
-    stats = step(centers)
+    def step(sets, types):
+        return pass_statistics_many(X, kmeans.chunk_assignment_statistics, sets, types,
+                                    missing=missing, sample_weight=sample_weight)
+
+    current = {j: centers[j] for j in distinct}
     for _ in range(n_iter):
-        centers = [c.copy() for c in centers]
-        for c, st in zip(centers, stats):
+        stats = step([current[j] for j in distinct], "spherical")
+        for j, st in zip(distinct, stats):
+            c = current[j].copy()
             nonempty = st.nk > 0
             c[nonempty] += st.sk[nonempty] / st.nk[nonempty, None]
-        stats = step(centers)
-    return stats
+            current[j] = c
+    return step([current[j] for j in shared], types)

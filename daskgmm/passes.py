@@ -245,10 +245,15 @@ def check_finite(stats: SufficientStatistics, missing: str = "raise") -> Suffici
     return stats
 
 
+def _per_call(value, n: int) -> list:
+    """``value`` for each of ``n`` calls: a list as it is, else repeated."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * n
+
+
 def summed_statistics(
     X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
-    covariance_type: str, missing: str = "raise", weights: da.Array | None = None,
-    n_worst: int = 0,
+    covariance_type: str | list[str], missing: str = "raise", weights: da.Array | None = None,
+    n_worst: int | list[int] = 0,
 ) -> list[SufficientStatistics]:
     """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
     chunks of ``X`` in one ``compute``: the statistics of each, centred on the
@@ -256,32 +261,37 @@ def summed_statistics(
     weights (see :func:`reduce_chunks`). ``n_worst``: the kernel also gives each
     chunk's ``n_worst`` worst-explained rows, and the statistics carry the
     ``n_worst`` worst of all (:attr:`SufficientStatistics.worst`).
+    ``covariance_type`` and ``n_worst`` are one for all the calls, or a list of
+    one per call: models of other types and sizes (a search grid) share the pass.
 
     Every chunk is read once and handed to all the calls (their tasks share the
     chunk's key), so several parameter sets cost one read of the data, not one each.
     """
-    keep = [n_worst * (1 + c.shape[1]) for c in centers]
+    types = _per_call(covariance_type, len(calls))
+    worsts = _per_call(n_worst, len(calls))
     totals = [
-        reduce_chunks(X, kernel, *args, weights=weights, keep=kept,
-                      size=StatsLayout(*c.shape, covariance_type).size, **kernel_options(missing))
-        for args, c, kept in zip(calls, centers, keep)
+        reduce_chunks(X, kernel, *args, weights=weights, keep=w * (1 + c.shape[1]),
+                      size=StatsLayout(*c.shape, t).size, **kernel_options(missing))
+        for args, c, t, w in zip(calls, centers, types, worsts)
     ]
     out = []
-    for total, c in zip(compute(*totals, reads=X), centers):
-        vector, worst = total if n_worst else (total, None)
-        stats = SufficientStatistics.from_vector(vector, c, covariance_type)
+    for total, c, t, w in zip(compute(*totals, reads=X), centers, types, worsts):
+        vector, worst = total if w else (total, None)
+        stats = SufficientStatistics.from_vector(vector, c, t)
         if worst is not None:
-            stats = replace(stats, worst=merge_worst(worst.reshape(-1, 1 + c.shape[1]), n_worst))
+            stats = replace(stats, worst=merge_worst(worst.reshape(-1, 1 + c.shape[1]), w))
         out.append(check_finite(stats, missing))
     return out
 
 
 def pass_statistics_many(X, kernel, centers, covariance_type, *extra, missing="raise",
                          sample_weight=None):
-    """The statistics of ``kernel(block, c, covariance_type, *extra)`` for each set of
-    ``centers`` ``c``, in one pass over ``X`` (see :func:`summed_statistics`)."""
-    calls = [(c, covariance_type, *extra) for c in centers]
-    return summed_statistics(X, kernel, calls, centers, covariance_type, missing,
+    """The statistics of ``kernel(block, c, t, *extra)`` for each set of ``centers``
+    ``c`` and its covariance type ``t`` (``covariance_type``: one for all, or one per
+    set), in one pass over ``X`` (see :func:`summed_statistics`)."""
+    types = _per_call(covariance_type, len(centers))
+    calls = [(c, t, *extra) for c, t in zip(centers, types)]
+    return summed_statistics(X, kernel, calls, centers, types, missing,
                              weights=sample_weight)
 
 
