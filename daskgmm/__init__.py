@@ -13,6 +13,7 @@ from .errors import (
     UnsafePathError,
 )
 from .estimator import GaussianMixture, load
+from .search import GaussianMixtureSearch
 
 __all__ = [
     "CheckpointError",
@@ -23,6 +24,7 @@ __all__ = [
     "DaskGMMWarning",
     "EmptyComponentWarning",
     "GaussianMixture",
+    "GaussianMixtureSearch",
     "UnsafePathError",
     "inspect",
     "load",

@@ -163,7 +163,8 @@ def _read_params(group, digests: dict, covariance_type: str, k: int, d: int, whe
 class FitState:
     """Everything needed to continue a fit exactly where it was.
 
-    ``runs`` holds where each initialisation drawn so far stands; ``rng_state``
+    ``runs`` holds where each initialisation (of each model of a search) drawn
+    so far stands; ``rng_state``
     is the random state after the last draw. A finished fit (``status ==
     "done"``) names its ``best`` run. ``chunk_digests``: the SHA-256 of every
     row chunk of the data, (n_chunks, 32) uint8, once a pass has read them
@@ -175,6 +176,8 @@ class FitState:
     status: str = "running"  # or "done"
     best: int | None = None
     chunk_digests: np.ndarray | None = None
+    #: JSON-able values of the caller's own (a search's scores of its models), or None
+    extra: dict | None = None
 
 
 class Checkpoint:
@@ -239,11 +242,9 @@ class Checkpoint:
         how = " (pass checkpoint_overwrite=True to start the fit over)"
         try:
             self._seq = int(str(current).split("-")[1])
-            dims = _dimensions(
-                self.identity["params"], self.identity["data"]["shape"][1], str(self.path)
-            )
             n_chunks = len(self.identity["data"]["row_chunks"])
-            return _read_state(root[current], where, *dims, n_chunks=n_chunks)
+            return _read_state(root[current], where, _run_dims(self.identity, str(self.path)),
+                               n_chunks=n_chunks)
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}{how}") from None
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -322,24 +323,53 @@ def _write_state(root, name: str, state: FitState) -> None:
     }
     if state.chunk_digests is not None:
         attributes["chunk_digests"] = _digest(state.chunk_digests)
+    if state.extra is not None:
+        attributes["extra"] = state.extra
     group = root.create_group(name, overwrite=True, attributes={"daskgmm_state": attributes})
     _write_array(group, "state", vec)
     if state.chunk_digests is not None:
         _write_array(group, "chunk_digests", state.chunk_digests)
 
 
-def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunks: int) -> FitState:
-    """A state, its layout checked against the fit's shapes (and ``n_chunks`` row
-    chunks) before anything is read, so that a small file cannot declare a huge array."""
+def _run_dims(identity: dict, where: str):
+    """``dims(j)``: ``(covariance_type, n_components, n_features)`` of run ``j`` of the
+    fit that ``identity`` describes, checked: every run of a fit has the
+    estimator's; a search's are those of its grid (``n_init`` runs per model)."""
+    n_features = identity["data"]["shape"][1]
+    search = identity.get("search")
+    if search is None:
+        dims = _dimensions(identity["params"], n_features, where)
+        return lambda j: dims
+    models, n_init = search.get("models"), search.get("n_init")
+    if not isinstance(models, list) or not isinstance(n_init, int) or n_init < 1:
+        raise CheckpointError(f"{where}: the search's grid is malformed")
+    grid = [_dimensions({"n_components": m[0], "covariance_type": m[1]}, n_features, where)
+            if isinstance(m, list) and len(m) == 2 else None for m in models]
+    if None in grid:
+        raise CheckpointError(f"{where}: the search's grid is malformed")
+
+    def dims(j: int):
+        if j >= len(grid) * n_init:
+            raise CheckpointError(f"{where}: the state holds more runs than the search's "
+                                  f"{len(grid)} models x {n_init} initialisations")
+        return grid[j // n_init]
+
+    return dims
+
+
+def _read_state(group, where: str, run_dims, n_chunks: int) -> FitState:
+    """A state, its layout checked against the fit's shapes (``run_dims(j)`` for run
+    ``j``, see :func:`_run_dims`, and ``n_chunks`` row chunks) before anything is
+    read, so that a small file cannot declare a huge array."""
     s = group.attrs.get("daskgmm_state")
     if not isinstance(s, dict):
         raise CheckpointError(f"{where}: state attributes are missing")
     runs_meta, layout = s["runs"], s["layout"]
     expected = {"rng_keys": (624,)}
     for j, r in enumerate(runs_meta):
-        expected.update(_expected_shapes(covariance_type, k, d, prefix=f"run{j}_"))
+        expected.update(_expected_shapes(*run_dims(j), prefix=f"run{j}_"))
         if r.get("acceleration") is not None:
-            expected.update(_expected_shapes(covariance_type, k, d, prefix=f"run{j}_plain_"))
+            expected.update(_expected_shapes(*run_dims(j), prefix=f"run{j}_plain_"))
     declared = {name: tuple(shape) for name, (_, shape) in layout.items()}
     if declared != expected:
         raise CheckpointError(f"{where}: the state's layout does not match the fit's shapes")
@@ -350,15 +380,18 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
     arrays = _unpack(_read_array(group, "state", s["digest"], where), layout)
     runs = [
         EMResult(
-            _check_values(_params_from(arrays, covariance_type, prefix=f"run{j}_"), where),
+            _check_values(_params_from(arrays, run_dims(j)[0], prefix=f"run{j}_"), where),
             [float(b) for b in r["lower_bounds"]],
             int(r["n_iter"]),
             bool(r["converged"]),
             check_recoveries(r.get("recoveries", []), where),
-            _acceleration(r.get("acceleration"), arrays, covariance_type, j, where),
+            _acceleration(r.get("acceleration"), arrays, run_dims(j)[0], j, where),
         )
         for j, r in enumerate(runs_meta)
     ]
+    extra = s.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise CheckpointError(f"{where}: the state's extra values are malformed")
     best = s["best"]
     if best is not None and not 0 <= int(best) < len(runs):
         raise CheckpointError(f"{where}: best run {best!r} is out of range ({len(runs)} runs)")
@@ -379,6 +412,7 @@ def _read_state(group, where: str, covariance_type: str, k: int, d: int, n_chunk
         status=s["status"],
         best=best,
         chunk_digests=chunk_digests,
+        extra=extra,
     )
 
 
@@ -473,6 +507,11 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
     """
     root = _open(path, "r")
     meta = _meta(root, path)
+    if meta["kind"] == "checkpoint" and "search" in meta.get("identity", {}):
+        raise CheckpointError(
+            f"{path!s} is the checkpoint of a model search, not of one model: fit the "
+            "GaussianMixtureSearch again with it to get its best model"
+        )
     if meta["kind"] == "checkpoint":
         state = Checkpoint(path, identity=meta["identity"]).load()
         if state is None or state.status != "done":

@@ -72,6 +72,7 @@ def run_em(
     sample_weight: da.Array | None = None,
     recovery: Recovery | None = None,
     accelerate: bool = False,
+    log_runs: bool = True,
 ) -> list[EMResult]:
     """EM for several initialisations in lockstep, each until ``|change| < tol`` or
     ``max_iter`` iterations.
@@ -99,6 +100,8 @@ def run_em(
     ``acceleration`` the fallback; a rejected point's bound is recorded too, and
     the change is measured from the last accepted point. A run that stops ends
     on the plain EM update of its last accepted point.
+
+    ``log_runs``: log a line per run and pass (a search logs per pass instead).
     """
     runs = list(runs)
     bounds = [
@@ -147,14 +150,15 @@ def run_em(
         seconds = time.perf_counter() - t0
         infos = []
         for i, n_iter, lower_bound, change, params, converged in updates:
-            logger.info(
-                "iteration %d%s  lower bound %.6f  change %.3g  %.3f s",
-                n_iter,
-                f" (initialisation {i})" if len(runs) > 1 else "",
-                lower_bound,
-                change,
-                seconds,
-            )
+            if log_runs:
+                logger.info(
+                    "iteration %d%s  lower bound %.6f  change %.3g  %.3f s",
+                    n_iter,
+                    f" (initialisation {i})" if len(runs) > 1 else "",
+                    lower_bound,
+                    change,
+                    seconds,
+                )
             infos.append(IterationInfo(n_iter, lower_bound, change, seconds, params, converged, i))
         if callback is not None:
             callback(list(runs), infos)

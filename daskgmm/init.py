@@ -28,7 +28,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import kernels, kmeans
 from .covariance import COVARIANCE
-from .kmeans_parallel import kmeans_parallel_many, lloyd
+from .kmeans_parallel import kmeans_parallel_candidates, kmeans_parallel_many, lloyd, recluster
 from .params import GMMParams, SufficientStatistics, params_from_statistics
 from .passes import compute, finite_rows, pass_statistics_many
 from .recovery import Recovery, warn_recovered
@@ -37,6 +37,7 @@ __all__ = [
     "INIT_METHODS",
     "initial_parameters",
     "initial_parameters_given",
+    "initial_parameters_grid",
     "initial_parameters_many",
     "sample_rows",
 ]
@@ -136,6 +137,54 @@ def _lockstep_states(random_state: np.random.RandomState, count: int) -> list:
         np.random.RandomState(np.random.MT19937(np.random.SeedSequence([*key.tolist(), j])))
         for j in range(1, count)
     ]
+
+
+def initial_parameters_grid(
+    X: da.Array,
+    models: list[tuple[int, str]],
+    n_init: int,
+    method: str,
+    seed: int,
+    **options,
+) -> list[list[GMMParams]]:
+    """``n_init`` initialisations of each ``(n_components, covariance_type)`` in
+    ``models``, each the one that :func:`initial_parameters_many` draws for that
+    model alone from ``RandomState(seed)`` (``options`` as there).
+
+    'k-means||' runs once (``n_init`` in lockstep) for all the models: its rounds
+    oversample for the largest ``n_components``, and each number of components is
+    reclustered on the client from the same weighted candidates, from the random
+    state that the run alone reaches there; one Lloyd pass then serves every
+    model. A model of ``K`` components is thus the one drawn alone for ``K`` with
+    ``init_oversampling`` scaled by ``K_max / K``. The other methods draw each
+    model as alone (a sample or a pass each).
+    """
+    if method != "k-means||":
+        return [
+            initial_parameters_many(X, n_init, k, cov, method, np.random.RandomState(seed),
+                                    **options)
+            for k, cov in models
+        ]
+    opts = dict(options.get("kmeans_parallel_options") or {})
+    lloyd_iter = opts.pop("lloyd_iter", 1)
+    missing = options.get("missing", "raise")
+    sample_weight = options.get("sample_weight")
+    states = _lockstep_states(np.random.RandomState(seed), n_init)
+    found = kmeans_parallel_candidates(X, max(k for k, _ in models), states, missing=missing,
+                                       sample_weight=sample_weight, **opts)
+    reached = [rs.get_state() for rs in states]
+    centers = {}
+    for k in sorted({k for k, _ in models}):
+        for j, (result, state) in enumerate(zip(found, reached)):
+            rs = np.random.RandomState()
+            rs.set_state(state)
+            centers[k, j] = recluster(result, k, rs)
+    sets = [(k, cov, j) for k, cov in models for j in range(n_init)]
+    stats = lloyd(X, [centers[k, j] for k, _, j in sets], lloyd_iter,
+                  [cov for _, cov, _ in sets], missing, sample_weight)
+    params = [_params_of(st, options["reg_covar"], cov, options["eps"], options.get("recovery"))
+              for st, (_, cov, _) in zip(stats, sets)]
+    return [params[m * n_init:(m + 1) * n_init] for m in range(len(models))]
 
 
 def initial_parameters_given(

@@ -45,6 +45,7 @@ __all__ = [
     "chunk_random_statistics",
     "chunk_responsibilities",
     "chunk_score_samples",
+    "chunk_split_scores",
     "chunk_statistics",
     "row_uniforms",
 ]
@@ -500,6 +501,27 @@ def chunk_score_samples(block, weights, means, precisions_cholesky, covariance_t
     """Log-likelihood of each row under the mixture, shape (rows,)."""
     return _map_rows(block, weights, means, precisions_cholesky, covariance_type,
                      _normalise_in_place, None, np.float64, marginalize)
+
+
+def chunk_split_scores(block, weights, means, precisions_cholesky, covariance_type,
+                       sample_weight=None, marginalize=False):
+    """The log-likelihood of the chunk's rows under the mixture, summed under each
+    column of ``sample_weight`` (rows, m): ``[sum_n w_nj log p(x_n) for j] + [sum_n
+    w_nj for j]``, a (1, 2m) row; without weights, m = 1 and every row weighs 1.
+    Rows without a density (a non-finite value; with ``marginalize``, no observed
+    feature) count in neither sum, as in ``GaussianMixture.score``. A search scores
+    its fitted and its held-out rows in one pass (their weights as two columns).
+    """
+    block = as_2d(block)
+    ll = chunk_score_samples(block, weights, means, precisions_cholesky, covariance_type,
+                             marginalize)
+    counted = np.isfinite(ll)
+    if marginalize:
+        counted &= ~np.isnan(block).all(axis=1)
+    w = (np.ones((block.shape[0], 1)) if sample_weight is None
+         else np.asarray(sample_weight, dtype=np.float64).reshape(block.shape[0], -1))
+    w = np.where(counted[:, None], w, 0.0)
+    return np.concatenate([np.dot(np.where(counted, ll, 0.0), w), w.sum(axis=0)])[None, :]
 
 
 def chunk_responsibilities(block, weights, means, precisions_cholesky, covariance_type,

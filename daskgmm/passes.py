@@ -37,6 +37,7 @@ __all__ = [
     "map_rows",
     "pass_statistics_many",
     "reduce_chunks",
+    "split_scores",
     "summed_statistics",
 ]
 
@@ -293,6 +294,18 @@ def pass_statistics_many(X, kernel, centers, covariance_type, *extra, missing="r
     calls = [(c, t, *extra) for c, t in zip(centers, types)]
     return summed_statistics(X, kernel, calls, centers, types, missing,
                              weights=sample_weight)
+
+
+def split_scores(X: da.Array, params: list[GMMParams], weights: da.Array | None,
+                 missing: str = "raise") -> np.ndarray:
+    """The log-likelihood of ``X`` under each of ``params``, summed under each column of
+    ``weights`` ((n, m), chunked like the rows; None: m = 1, every row weighs 1), in
+    one pass for all: (len(params), 2, m), ``[:, 0]`` the sums, ``[:, 1]`` the total
+    weights of the rows counted (see :func:`kernels.chunk_split_scores`)."""
+    m = 1 if weights is None else weights.shape[1]
+    totals = [reduce_chunks(X, kernels.chunk_split_scores, *p.kernel_args, size=2 * m,
+                            weights=weights, **kernel_options(missing)) for p in params]
+    return np.stack([np.asarray(t).reshape(2, m) for t in compute(*totals, reads=X)])
 
 
 def finite_rows(rows: np.ndarray, missing: str, weights=None):
