@@ -585,6 +585,15 @@ def inspect(path) -> dict:
                 out["lower_bounds"] = runs[0].lower_bounds
     out["covariance_type"] = est.get("covariance_type")
     out["n_components"] = est.get("n_components")
+    search = meta.get("identity", {}).get("search")
+    if search is not None:  # a search: every run is one initialisation of one model
+        out["kind"] = "search checkpoint"
+        n_init = search["n_init"]
+        out["covariance_type"] = list(dict.fromkeys(t for _, t in search["models"]))
+        out["n_components"] = sorted({k for k, _ in search["models"]})
+        for j, r in enumerate(out.get("initialisations", [])):
+            k, t = search["models"][j // n_init]
+            r.update(n_components=k, covariance_type=t, init=j % n_init)
     if params is not None:
         out["shapes"] = {n: list(getattr(params, n).shape) for n in _PARAM_ARRAYS}
     return out

@@ -1,6 +1,7 @@
 """The ``daskgmm`` command-line program: parses options, then calls the library.
 
     daskgmm fit DATA --n-components K [options]     fit, save the model (and checkpoints)
+    daskgmm search DATA -k 1-10 [options]           a grid of models in lockstep, the best kept
     daskgmm predict MODEL DATA --output PATH        labels (or probabilities) to Zarr
     daskgmm inspect PATH                            a checkpoint or a model
     daskgmm demo                                    generated data on a local cluster
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -103,40 +105,53 @@ def _announce(client) -> None:
         logger.info("dashboard: %s", link)
 
 
-def _cmd_fit(args) -> int:
-    from .estimator import GaussianMixture
-
-    persist = {"auto": "auto", "yes": True, "no": False}[args.persist]
-    gm = GaussianMixture(
-        args.n_components,
-        covariance_type=args.covariance_type,
+def _fit_options(args) -> dict:
+    """The estimator parameters that ``fit`` and ``search`` take alike."""
+    return dict(
         tol=args.tol,
         reg_covar=args.reg_covar,
         accelerate=args.accelerate,
         jitter_covar=args.recovery,
         reseed_collapsed=args.recovery,
         max_iter=args.max_iter,
-        n_init=args.n_init,
         init_params=args.init,
         random_state=args.random_state,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         checkpoint_overwrite=args.overwrite,
         checkpoint_verify=args.verify,
-        persist=persist,
+        persist={"auto": "auto", "yes": True, "no": False}[args.persist],
         missing=args.missing,
         **_estimator_xarray_options(args),
     )
+
+
+def _check_fit_paths(args) -> None:
+    """The checkpoint and the model output, checked before anything is read."""
     if args.checkpoint:
         check_apart(args.checkpoint, {"input": args.data}, "--checkpoint")
     if args.output:
         check_apart(args.output, {"input": args.data, "checkpoint": args.checkpoint}, "-o/--output")
         check_output(args.output, parameter="-o/--output", replaceable=("model",),
                      overwrite=args.overwrite, how="pass --overwrite")
+
+
+def _fit_data(args):
+    """The data and sample weights as the estimators take them."""
     weights = args.sample_weight
     data = _open_data(args.data, args, exclude=[weights])
     if weights is not None and not isinstance(data, str):  # a variable of the store
         weights = _open_data(args.data, argparse.Namespace(variable=weights, dataset=False))
+    return data, weights
+
+
+def _cmd_fit(args) -> int:
+    from .estimator import GaussianMixture
+
+    gm = GaussianMixture(args.n_components, covariance_type=args.covariance_type,
+                         n_init=args.n_init, **_fit_options(args))
+    _check_fit_paths(args)
+    data, weights = _fit_data(args)
     with _cluster(args) as client:
         _announce(client)
         t0 = time.perf_counter()
@@ -159,6 +174,61 @@ def _cmd_fit(args) -> int:
             "model": str(args.output) if args.output else None,
         }
     ))
+    return 0
+
+
+def _components(text: str) -> list[int]:
+    """``1-10``, ``2,4,8`` or ``1-4,8``: the numbers of components of a search."""
+    ks = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        try:
+            ks += list(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected numbers of components as 1-10, 2,4,8 or 1-4,8; got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers of components, got {text!r}")
+    return sorted(set(ks))
+
+
+def _cmd_search(args) -> int:
+    import pandas as pd
+
+    from .search import GaussianMixtureSearch
+
+    types = list(COVARIANCE_TYPES) if "all" in args.covariance_type else args.covariance_type
+    search = GaussianMixtureSearch(args.n_components, types, criterion=args.criterion,
+                                   held_out=args.held_out, n_init=args.n_init,
+                                   **_fit_options(args))
+    _check_fit_paths(args)
+    if args.results:
+        check_apart(args.results, {"input": args.data, "checkpoint": args.checkpoint,
+                                   "-o/--output": args.output}, "--results")
+        if os.path.lexists(args.results):
+            raise ValueError(f"--results {args.results}: something is there already; daskgmm "
+                             "writes a results table only to a new path")
+    data, weights = _fit_data(args)
+    with _cluster(args) as client:
+        _announce(client)
+        t0 = time.perf_counter()
+        search.fit(data, sample_weight=weights)
+        elapsed = time.perf_counter() - t0
+    table = search.results_.copy()
+    table.insert(0, "best", np.where(table.index == search.best_index_, "*", ""))
+    with pd.option_context("display.width", 200, "display.max_rows", None):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    best = search.best_params_
+    logger.info("searched %d fits in %.1f s: the best by %s is %d %s", len(table), elapsed,
+                args.criterion, best["n_components"], best["covariance_type"])
+    if args.output:
+        search.best_estimator_.save(args.output, overwrite=args.overwrite)
+        logger.info("best model written to %s", args.output)
+    if args.results:
+        with open(args.results, "x") as f:  # never over a file that appeared meanwhile
+            search.results_.to_csv(f, index=False)
+        logger.info("results written to %s", args.results)
+    print(json.dumps({"best": best, "model": args.output, "results": args.results}))
     return 0
 
 
@@ -219,7 +289,9 @@ def _cmd_inspect(args) -> int:
         for i, r in enumerate(runs):
             bound = "-" if r["lower_bound"] is None else f"{r['lower_bound']:.6f}"
             kept = " (kept)" if info.get("best") == i else ""
-            print(f"  initialisation {i}:{'':<4}{r['n_iter']} iterations, lower bound {bound}, "
+            which = (f"{r['covariance_type']} {r['n_components']}, init {r['init']}:"
+                     if "n_components" in r else f"initialisation {i}:")
+            print(f"  {which:<21}{r['n_iter']} iterations, lower bound {bound}, "
                   f"{'converged' if r['converged'] else 'not converged'}{kept}")
     print(f"  iterations:          {info.get('n_iter')}")
     if lbs:
@@ -281,6 +353,41 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_fit_options(p, output_help="write the model (Zarr group) here"):
+    """The options of a fit, which ``fit`` and ``search`` share."""
+    p.add_argument("--init", default="k-means||",
+                   choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
+    p.add_argument("--max-iter", type=int, default=100, metavar="N")
+    p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--reg-covar", type=float, default=1e-6)
+    p.add_argument("--accelerate", action="store_true",
+                   help="adaptive over-relaxed EM: fewer passes where EM is slow, never "
+                        "ending lower than plain EM from the last accepted point")
+    p.add_argument("--no-recovery", dest="recovery", action="store_false",
+                   help="raise scikit-learn's error on a covariance that is not positive "
+                        "definite instead of adding a jitter or re-seeding the component")
+    p.add_argument("--n-init", type=_positive_int, default=1)
+    p.add_argument("--sample-weight", metavar="PATH_OR_VARIABLE",
+                   help="weight of each row: a 1-D Zarr array (path or URL), or a variable "
+                        "of the store with --variable/--dataset")
+    p.add_argument("--random-state", type=int, default=None, metavar="S")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="Zarr checkpoint: saved during the fit, resumed from if it exists")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="resume a checkpoint without comparing the digests of the data's "
+                        "chunks with those it recorded (a finished one then needs no pass)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a checkpoint of another fit instead of refusing it")
+    p.add_argument("--missing", default="auto", choices=["auto", "raise", "drop", "marginalize"],
+                   help="rows with NaN: an error, left out, or their missing values integrated "
+                        "out by EM (auto: left out for xarray input, else an error); the "
+                        "model keeps it for predict")
+    p.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
+                   help="keep the data in cluster memory (auto: when it fits)")
+    p.add_argument("-o", "--output", metavar="MODEL_PATH", help=output_help)
+
+
 def _add_cluster_options(p, default="threads"):
     g = p.add_argument_group("cluster")
     g.add_argument(
@@ -322,40 +429,31 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", metavar="DATA", help="Zarr array path or URL (store.zarr/name in a group)")
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K")
     fit.add_argument("--covariance-type", default="full", choices=list(COVARIANCE_TYPES))
-    fit.add_argument("--init", default="k-means||",
-                     choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
-    fit.add_argument("--max-iter", type=int, default=100, metavar="N")
-    fit.add_argument("--tol", type=float, default=1e-3)
-    fit.add_argument("--reg-covar", type=float, default=1e-6)
-    fit.add_argument("--accelerate", action="store_true",
-                     help="adaptive over-relaxed EM: fewer passes where EM is slow, never "
-                          "ending lower than plain EM from the last accepted point")
-    fit.add_argument("--no-recovery", dest="recovery", action="store_false",
-                     help="raise scikit-learn's error on a covariance that is not positive "
-                          "definite instead of adding a jitter or re-seeding the component")
-    fit.add_argument("--n-init", type=_positive_int, default=1)
-    fit.add_argument("--sample-weight", metavar="PATH_OR_VARIABLE",
-                     help="weight of each row: a 1-D Zarr array (path or URL), or a variable "
-                          "of the store with --variable/--dataset")
-    fit.add_argument("--random-state", type=int, default=None, metavar="S")
-    fit.add_argument("--checkpoint", metavar="PATH",
-                     help="Zarr checkpoint: saved during the fit, resumed from if it exists")
-    fit.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N")
-    fit.add_argument("--no-verify", dest="verify", action="store_false",
-                     help="resume a checkpoint without comparing the digests of the data's "
-                          "chunks with those it recorded (a finished one then needs no pass)")
-    fit.add_argument("--overwrite", action="store_true",
-                     help="replace a checkpoint of another fit instead of refusing it")
-    fit.add_argument("--missing", default="auto", choices=["auto", "raise", "drop", "marginalize"],
-                     help="rows with NaN: an error, left out, or their missing values integrated "
-                          "out by EM (auto: left out for xarray input, else an error); the "
-                          "model keeps it for predict")
-    fit.add_argument("--persist", default="auto", choices=["auto", "yes", "no"],
-                     help="keep the data in cluster memory (auto: when it fits)")
-    fit.add_argument("-o", "--output", metavar="MODEL_PATH", help="write the model (Zarr group) here")
+    _add_fit_options(fit)
     _add_cluster_options(fit)
     _add_xarray_options(fit)
     fit.set_defaults(func=_cmd_fit)
+
+    search = sub.add_parser(
+        "search", help="fit a grid of mixtures in lockstep and keep the best",
+        description="Fit every number of components and covariance type, one read of the data "
+        "per pass for all; print the table of BIC, AIC (and held-out log-likelihood), the best "
+        "marked. Progress is logged per pass, with the fits still running.")
+    search.add_argument("data", metavar="DATA",
+                        help="Zarr array path or URL (store.zarr/name in a group)")
+    search.add_argument("-k", "--n-components", type=_components, default=list(range(1, 11)),
+                        metavar="KS", help="numbers of components: 1-10, 2,4,8 or 1-4,8 "
+                        "(default: 1-10)")
+    search.add_argument("--covariance-type", nargs="+", default=["all"],
+                        choices=[*COVARIANCE_TYPES, "all"], help="the types to try (default: all)")
+    search.add_argument("--criterion", default="bic", choices=["bic", "aic", "held_out"])
+    search.add_argument("--held-out", type=float, default=None, metavar="FRACTION",
+                        help="hold this fraction of the rows out of the fits and score them")
+    search.add_argument("--results", metavar="CSV", help="write the table here (a new path)")
+    _add_fit_options(search, output_help="write the best model (Zarr group) here")
+    _add_cluster_options(search)
+    _add_xarray_options(search)
+    search.set_defaults(func=_cmd_search)
 
     pred = sub.add_parser("predict", help="write labels (or probabilities) of a data set to Zarr",
                           description="Label every row of DATA with MODEL, chunk by chunk.")
@@ -404,7 +502,7 @@ def _scheduler_lost(exc: BaseException) -> bool:
 
 def _resume_hint(args) -> str:
     checkpoint = getattr(args, "checkpoint", None)
-    if getattr(args, "func", None) is not _cmd_fit:
+    if getattr(args, "func", None) not in (_cmd_fit, _cmd_search):
         return ""
     if not checkpoint:
         return "; a fit with --checkpoint PATH can be resumed after such a loss"

@@ -278,7 +278,8 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         saver = None
         if self.checkpoint is not None:  # checked before any read of the data
             saver = checkpoint_for(
-                self.checkpoint, self.get_params(), data, weights,
+                self.checkpoint, self.get_params() | {"n_components": None,
+                                                      "covariance_type": None}, data, weights,
                 overwrite=self.checkpoint_overwrite,
                 source=X if isinstance(X, (str, os.PathLike)) else None,
                 search={"models": [[k, t] for k, t in models], "n_init": self.n_init},
@@ -288,8 +289,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         missing = template._missing(rows)
         outcome = fit_search(
             FitData(data, fit_weights, missing),
-            template.get_params() | {"checkpoint_every": self.checkpoint_every,
-                                     "checkpoint_verify": self.checkpoint_verify},
+            template.get_params(),
             models=models,
             n_init=self.n_init,
             seed=seed,
@@ -317,7 +317,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
                 f"of the {data.shape[0]} rows (or only rows of zero sample_weight): give a "
                 "larger (smaller) fraction or more rows."
             )
-        return fit, da.concatenate([fit, out], axis=1)
+        return fit, da.concatenate([fit, out], axis=1).rechunk({1: -1})
 
     def _table(self, models, runs, scores) -> list[dict]:
         """One record per run (see ``results_``) from where the runs ended and their scores."""
