@@ -25,6 +25,8 @@ RUNS = {
     "bench_kernels.py": (["--rows", "4000", "--repeats", "1"], "ratio: scikit-learn / daskgmm"),
     "bench_missing.py": (["--rows", "4000", "--repeats", "1", "--covariance-type", "full"],
                          "with NaN"),
+    "bench_search.py": (["--n-samples", "8000", "--chunk-rows", "2000", "--max-components", "3",
+                         "--n-features", "3", "--separate", "4"], "search speed-up over separate"),
     "bench_fit.py": (["--n-samples", "6000", "--chunk-rows", "2000", "--n-components", "4",
                       "--n-features", "4", "--accelerate"], "plain EM's bound after"),
 }
@@ -33,7 +35,7 @@ RUNS = {
 @pytest.mark.parametrize("script", sorted(RUNS))
 def test_benchmark_runs(script, tmp_path):
     args, expected = RUNS[script]
-    if script in ("bench_stream.py", "bench_n_init.py"):
+    if script in ("bench_stream.py", "bench_n_init.py", "bench_search.py"):
         args = [*args, "--dir", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],

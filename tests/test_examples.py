@@ -56,3 +56,14 @@ def test_cluster_fit_example_connects_fits_and_shows_progress():
     assert "dashboard: http" in done.stdout
     assert "converged=True" in done.stdout
     assert "daskgmm.em iteration 1  lower bound" in done.stderr
+
+
+def test_model_selection_example_finds_the_true_model_and_draws_the_bic(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "model_selection.py"), "--out", str(tmp_path),
+         "--n-samples", "30000"], capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "best by BIC: 5 components, full covariance" in done.stdout, done.stdout
+    assert (tmp_path / "model_selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "results.csv").read_text().count("\n") == 33
