@@ -1,17 +1,21 @@
 """Progress output of a fit as scikit-learn prints it (``verbose``, ``verbose_interval``).
 
 With several initialisations, which run in lockstep, each line also names its
-initialisation; with one the output is scikit-learn's, line for line.
+initialisation; with one the output is scikit-learn's, line for line. A search
+logs one line per pass instead, and a line for each model as it stops.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from .em import EMResult, IterationInfo
 from .fitting import FitHooks
 
-__all__ = ["verbose_hooks"]
+__all__ = ["search_progress", "verbose_hooks"]
+
+logger = logging.getLogger("daskgmm.search")
 
 
 class _Printer:
@@ -63,3 +67,24 @@ def verbose_hooks(verbose: int, interval: int, n_init: int) -> FitHooks:
         return FitHooks()
     p = _Printer(verbose, interval, n_init > 1)
     return FitHooks(p.init_start, p.iteration, p.init_end)
+
+
+def search_progress(n_runs: int, max_iter: int):
+    """A pass-end hook that logs each pass, with the models still running, and each
+    model as it stops."""
+    count = [0]
+
+    def pass_end(runs, infos) -> None:
+        count[0] += 1
+        running = sum(not r.converged and r.n_iter < max_iter for r in runs)
+        logger.info("pass %d: %d of %d fits still running, %.3f s", count[0], running, n_runs,
+                    infos[0].seconds if infos else 0.0)
+        for info in infos:
+            run = runs[info.init]
+            if run.converged or run.n_iter >= max_iter:
+                k, t = run.params.n_components, run.params.covariance_type
+                logger.info("  %s %d: %s after %d iterations, lower bound %.6f", t, k,
+                            "converged" if run.converged else "stopped", run.n_iter,
+                            run.lower_bound)
+
+    return pass_end

@@ -30,10 +30,10 @@ from .data import should_persist
 from .errors import ConvergenceWarning
 from .estimator import GaussianMixture
 from .fitting import FitData, FitHooks, best_run, checkpoint_for, fit_search
-from .kernels import row_uniforms
-from .weights import as_sample_weights, split_dataset_weights
+from .progress import search_progress
+from .weights import as_sample_weights, held_out_rows, split_dataset_weights
 
-__all__ = ["GaussianMixtureSearch", "held_out_rows"]
+__all__ = ["GaussianMixtureSearch"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +43,6 @@ _OWN = ("n_components", "covariance_type", "criterion", "held_out", "n_init", "r
 #: GaussianMixture parameters a search does not take: they are of one model.
 _NOT_TAKEN = ("weights_init", "means_init", "precisions_init", "warm_start", "dropna",
               "verbose", "verbose_interval")
-#: The key of the counter-based draws that hold rows out (any fixed number: the
-#: same rows are held out of every search of the same data).
-HELD_OUT_SEED = 0x5EA2C4
-_HELD_OUT_STREAM = 7
-
-
-def held_out_rows(X: da.Array, fraction: float) -> da.Array:
-    """(n, 1) float64: 1.0 for the rows held out, 0.0 for the others. Row i is held
-    out when a uniform draw fixed by its global index alone is below ``fraction``:
-    the same rows whatever the chunking or the scheduler."""
-
-    def block(b, block_info=None):
-        start, stop = block_info[0]["array-location"][0]
-        u = row_uniforms(HELD_OUT_SEED, start, stop - start, 1, stream=_HELD_OUT_STREAM)
-        return (u < fraction).astype(np.float64)
-
-    return X[:, :1].map_blocks(block, dtype=np.float64, meta=np.empty((0, 0), np.float64))
-
-
 def _gm_constraints() -> dict:
     shared = {k: v for k, v in GaussianMixture._parameter_constraints.items()
               if k not in _OWN and k not in _NOT_TAKEN}
@@ -296,7 +277,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
             score_weights=score_weights,
             choose=lambda runs, scores: self._choose(models, runs, scores),
             saver=saver,
-            hooks=FitHooks(pass_end=_progress(len(models) * self.n_init, self.max_iter)),
+            hooks=FitHooks(pass_end=search_progress(len(models) * self.n_init, self.max_iter)),
         )
         self._set_results(models, outcome, data.dtype, seed)
         return self
@@ -453,24 +434,3 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
                        "held_out": "held-out log-likelihood (higher is better)"}[self.criterion])
         ax.legend()
         return ax
-
-
-def _progress(n_runs: int, max_iter: int):
-    """A pass-end hook that logs each pass, with the models still running, and each
-    model as it stops."""
-    count = [0]
-
-    def pass_end(runs, infos) -> None:
-        count[0] += 1
-        running = sum(not r.converged and r.n_iter < max_iter for r in runs)
-        logger.info("pass %d: %d of %d fits still running, %.3f s", count[0], running, n_runs,
-                    infos[0].seconds if infos else 0.0)
-        for info in infos:
-            run = runs[info.init]
-            if run.converged or run.n_iter >= max_iter:
-                k, t = run.params.n_components, run.params.covariance_type
-                logger.info("  %s %d: %s after %d iterations, lower bound %.6f", t, k,
-                            "converged" if run.converged else "stopped", run.n_iter,
-                            run.lower_bound)
-
-    return pass_end

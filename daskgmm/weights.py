@@ -5,7 +5,8 @@ Series), Dask arrays, the path or URL of a one-dimensional Zarr array, an
 ``xarray.DataArray`` over the sample dimensions of xarray input, or the name of
 a variable of an ``xarray.Dataset`` given as X (:func:`split_dataset_weights`).
 One ``compute`` over the weights alone (not the data) checks their values and
-fingerprints them for checkpoints.
+fingerprints them for checkpoints. The rows that a search holds out are weights
+too (:func:`held_out_rows`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import dask.array as da
 import numpy as np
 
 from .data import Rows, open_zarr_array
+from .kernels import row_uniforms
 from .passes import compute
 
-__all__ = ["SampleWeights", "as_sample_weights", "split_dataset_weights"]
+__all__ = ["HELD_OUT_SEED", "SampleWeights", "as_sample_weights", "held_out_rows",
+           "split_dataset_weights"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +141,22 @@ def as_sample_weights(sample_weight, rows: Rows) -> SampleWeights | None:
         w, total, constant=bool(low == high),
         fingerprint={"sum": total, "chunks_sha256": digest},
     )
+
+
+#: The key of the counter-based draws that hold rows out (any fixed number: the
+#: same rows are held out of every search of the same data).
+HELD_OUT_SEED = 0x5EA2C4
+_HELD_OUT_STREAM = 7
+
+
+def held_out_rows(X: da.Array, fraction: float) -> da.Array:
+    """(n, 1) float64: 1.0 for the rows held out, 0.0 for the others. Row i is held
+    out when a uniform draw fixed by its global index alone is below ``fraction``:
+    the same rows whatever the chunking or the scheduler."""
+
+    def block(b, block_info=None):
+        start, stop = block_info[0]["array-location"][0]
+        u = row_uniforms(HELD_OUT_SEED, start, stop - start, 1, stream=_HELD_OUT_STREAM)
+        return (u < fraction).astype(np.float64)
+
+    return X[:, :1].map_blocks(block, dtype=np.float64, meta=np.empty((0, 0), np.float64))

@@ -24,7 +24,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import daskgmm
 from daskgmm import CheckpointError, CheckpointMismatchError, GaussianMixture, GaussianMixtureSearch
-from daskgmm.search import held_out_rows
+from daskgmm.weights import held_out_rows
 
 TYPES = ["full", "tied", "diag", "spherical"]
 # K_max / K is exact for these: the oversampling of a model alone is the search's exactly
