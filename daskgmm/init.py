@@ -149,16 +149,49 @@ def initial_parameters_grid(
 ) -> list[list[GMMParams]]:
     """``n_init`` initialisations of each ``(n_components, covariance_type)`` in
     ``models``, each the one that :func:`initial_parameters_many` draws for that
-    model alone from ``RandomState(seed)`` (``options`` as there).
+    model alone from ``RandomState(seed)`` (``options`` as there), with the
+    passes over the data shared.
 
     'k-means||' runs once (``n_init`` in lockstep) for all the models: its rounds
     oversample for the largest ``n_components``, and each number of components is
     reclustered on the client from the same weighted candidates, from the random
     state that the run alone reaches there; one Lloyd pass then serves every
     model. A model of ``K`` components is thus the one drawn alone for ``K`` with
-    ``init_oversampling`` scaled by ``K_max / K``. The other methods draw each
-    model as alone (a sample or a pass each).
+    ``init_oversampling`` scaled by ``K_max / K``. With one initialisation,
+    'kmeans' draws its sample once and 'random' its reference row and seed once
+    (every model alone draws the same), then one pass gives every model's
+    statistics; otherwise, and for 'k-means++' and 'random_from_data', each model
+    is drawn as alone (a sample or a pass each).
     """
+    missing = options.get("missing", "raise")
+    sample_weight = options.get("sample_weight")
+
+    def from_stats(stats, types):
+        return [[_params_of(st, options["reg_covar"], cov, options["eps"],
+                            options.get("recovery"))] for st, cov in zip(stats, types)]
+
+    types = [cov for _, cov in models]
+    if method in ("kmeans", "random") and n_init == 1:
+        # every model draws the same sample (or reference row and seed) from the same
+        # state: drawn once; then one pass for all models' statistics
+        rs = np.random.RandomState(seed)
+        k_max = max(k for k, _ in models)
+        if method == "random":
+            centre, row_seed = _random_start(X, k_max, rs, missing, sample_weight)
+            starts = [centre[:k] for k, _ in models]
+            kernel, extra = kernels.chunk_random_statistics, (row_seed,)
+        else:
+            rows, w = _sample(X, k_max, rs, missing, sample_weight)
+            reached, starts = rs.get_state(), []
+            for k, _ in models:
+                km_state = np.random.RandomState()
+                km_state.set_state(reached)
+                km = KMeans(n_clusters=k, n_init=1, random_state=km_state)
+                starts.append(km.fit(rows, sample_weight=w).cluster_centers_)
+            kernel, extra = kmeans.chunk_assignment_statistics, ()
+        stats = pass_statistics_many(X, kernel, starts, types, *extra, missing=missing,
+                                     sample_weight=sample_weight)
+        return from_stats(stats, types)
     if method != "k-means||":
         return [
             initial_parameters_many(X, n_init, k, cov, method, np.random.RandomState(seed),
@@ -167,8 +200,6 @@ def initial_parameters_grid(
         ]
     opts = dict(options.get("kmeans_parallel_options") or {})
     lloyd_iter = opts.pop("lloyd_iter", 1)
-    missing = options.get("missing", "raise")
-    sample_weight = options.get("sample_weight")
     states = _lockstep_states(np.random.RandomState(seed), n_init)
     found = kmeans_parallel_candidates(X, max(k for k, _ in models), states, missing=missing,
                                        sample_weight=sample_weight, **opts)
@@ -220,6 +251,29 @@ def initial_parameters_given(
     return [with_given(p) for p in drawn]
 
 
+def _sample(X, n_components, random_state, missing, sample_weight):
+    """The rows (and weights) that 'kmeans' and 'k-means++' cluster on the client."""
+    rows, w = sample_rows(X, SAMPLE_SIZE, random_state, sample_weight)
+    rows, w = finite_rows(rows, missing, np.ones(len(rows)) if w is None else w)
+    if len(rows) < n_components:
+        kind = "with an observed feature" if missing == "marginalize" else "without NaN"
+        raise ValueError(
+            f"X has {len(rows)} rows {kind} in a sample, fewer than "
+            f"n_components={n_components}"
+        )
+    return rows, (None if sample_weight is None else w)
+
+
+def _random_start(X, n_components, random_state, missing, sample_weight):
+    """The centres (a reference row, repeated) and the seed of the 'random' start."""
+    (head,) = compute(X[: min(X.shape[0], 1024)])  # a row to centre the statistics on
+    centre = finite_rows(np.asarray(head), missing)[:1]
+    if not len(centre):
+        centre = _sample(X, n_components, random_state, missing, sample_weight)[0][:1]
+    centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)
+    return centers, int(random_state.randint(np.iinfo(np.int32).max))
+
+
 def initial_parameters(
     X: da.Array,
     n_components: int,
@@ -252,15 +306,7 @@ def initial_parameters(
                                     missing=missing, sample_weight=sample_weight)[0]
 
     def sample():
-        rows, w = sample_rows(X, SAMPLE_SIZE, random_state, sample_weight)
-        rows, w = finite_rows(rows, missing, np.ones(len(rows)) if w is None else w)
-        if len(rows) < n_components:
-            kind = "with an observed feature" if missing == "marginalize" else "without NaN"
-            raise ValueError(
-                f"X has {len(rows)} rows {kind} in a sample, fewer than "
-                f"n_components={n_components}"
-            )
-        return rows, (None if sample_weight is None else w)
+        return _sample(X, n_components, random_state, missing, sample_weight)
 
     n = X.shape[0]
     if method == "k-means||":
@@ -295,11 +341,6 @@ def initial_parameters(
         return _from_points(points, _total_weight(X, sample_weight), covariance_type, reg_covar, eps,
                             recovery)
     if method == "random":
-        (head,) = compute(X[: min(n, 1024)])  # a reference row to centre the statistics on
-        centre = finite_rows(np.asarray(head), missing)[:1]
-        if not len(centre):
-            centre = sample()[0][:1]
-        centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)
-        seed = int(random_state.randint(np.iinfo(np.int32).max))
+        centers, seed = _random_start(X, n_components, random_state, missing, sample_weight)
         return from_stats(one_pass(kernels.chunk_random_statistics, centers, seed))
     raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}.")

@@ -82,6 +82,28 @@ def test_every_model_ends_bitwise_where_it_ends_alone(scheduler, X):
     assert search.score(X) == search.best_estimator_.score(X)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "random", "k-means++", "random_from_data"])
+def test_every_start_gives_each_model_as_alone_and_kmeans_and_random_share_their_pass(
+        X, init_params):
+    reads = ChunkReads(X, (400, 3))
+    params = dict(init_params=init_params, persist=False, **FIT)
+    with dask.config.set(scheduler="threads"):
+        search = quiet(GaussianMixtureSearch((1, 3), ("full", "diag"), **params).fit,
+                       reads.array)
+        searched = reads.count
+        for row in search.results_.itertuples():
+            gm = quiet(GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       **params).fit, reads.source)
+            assert (row.n_iter, row.lower_bound) == (gm.n_iter_, gm.lower_bound_)
+    # 'kmeans': a sample (reads every chunk) and one pass; 'random': the chunks of its
+    # first 1,024 rows and one pass; for all four models together. Then the longest fit
+    # and the scoring pass.
+    if init_params in ("kmeans", "random"):
+        n_chunks = reads.source.numblocks[0]
+        start = {"kmeans": n_chunks, "random": -(-1024 // 400)}[init_params]
+        assert searched == start + n_chunks * (1 + search.results_["n_iter"].max() + 1)
+
+
 def test_the_search_reads_the_data_once_per_pass_for_all_models():
     """k-means|| (5 rounds, the weighting, one Lloyd step, the start: 8 passes, and one
     chunk for the first centre) + the longest fit's iterations + one scoring pass."""
