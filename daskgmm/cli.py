@@ -136,13 +136,18 @@ def _check_fit_paths(args) -> None:
                      overwrite=args.overwrite, how="pass --overwrite")
 
 
-def _fit_data(args):
-    """The data and sample weights as the estimators take them."""
+def _fit_on_cluster(estimator, args) -> float:
+    """Fit ``estimator`` to the data (and sample weights) of ``args`` on the cluster
+    they name; the seconds it took."""
     weights = args.sample_weight
     data = _open_data(args.data, args, exclude=[weights])
     if weights is not None and not isinstance(data, str):  # a variable of the store
         weights = _open_data(args.data, argparse.Namespace(variable=weights, dataset=False))
-    return data, weights
+    with _cluster(args) as client:
+        _announce(client)
+        t0 = time.perf_counter()
+        estimator.fit(data, sample_weight=weights)
+        return time.perf_counter() - t0
 
 
 def _cmd_fit(args) -> int:
@@ -151,12 +156,7 @@ def _cmd_fit(args) -> int:
     gm = GaussianMixture(args.n_components, covariance_type=args.covariance_type,
                          n_init=args.n_init, **_fit_options(args))
     _check_fit_paths(args)
-    data, weights = _fit_data(args)
-    with _cluster(args) as client:
-        _announce(client)
-        t0 = time.perf_counter()
-        gm.fit(data, sample_weight=weights)
-        elapsed = time.perf_counter() - t0
+    elapsed = _fit_on_cluster(gm, args)
     logger.info(
         "fitted in %.1f s: %d iteration(s), converged=%s, lower bound %.6f",
         elapsed, gm.n_iter_, gm.converged_, gm.lower_bound_,
@@ -208,12 +208,7 @@ def _cmd_search(args) -> int:
         if os.path.lexists(args.results):
             raise ValueError(f"--results {args.results}: something is there already; daskgmm "
                              "writes a results table only to a new path")
-    data, weights = _fit_data(args)
-    with _cluster(args) as client:
-        _announce(client)
-        t0 = time.perf_counter()
-        search.fit(data, sample_weight=weights)
-        elapsed = time.perf_counter() - t0
+    elapsed = _fit_on_cluster(search, args)
     table = search.results_.copy()
     table.insert(0, "best", np.where(table.index == search.best_index_, "*", ""))
     with pd.option_context("display.width", 200, "display.max_rows", None):

@@ -139,23 +139,12 @@ def kmeans_parallel(
 
 
 def kmeans_parallel_many(
-    X: da.Array,
-    n_clusters: int,
-    random_states: list[np.random.RandomState],
-    *,
-    n_rounds: int = 5,
-    oversampling: float = 2.0,
-    max_rounds: int = 20,
-    missing: str = "raise",
-    sample_weight: da.Array | None = None,
+    X: da.Array, n_clusters: int, random_states: list[np.random.RandomState], **options
 ) -> list[KMeansParallelResult]:
-    """:func:`kmeans_parallel` once per random state, in lockstep: each round is
-    one pass over the data for all of them, and each ends exactly where it would
-    alone."""
-    results = kmeans_parallel_candidates(
-        X, n_clusters, random_states, n_rounds=n_rounds, oversampling=oversampling,
-        max_rounds=max_rounds, missing=missing, sample_weight=sample_weight,
-    )
+    """:func:`kmeans_parallel` once per random state (``options`` as there), in
+    lockstep: each round is one pass over the data for all of them, and each ends
+    exactly where it would alone."""
+    results = kmeans_parallel_candidates(X, n_clusters, random_states, **options)
     for result, rs in zip(results, random_states):
         result.centers = recluster(result, n_clusters, rs)
     return results
