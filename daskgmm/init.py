@@ -167,8 +167,8 @@ def initial_parameters_grid(
     sample_weight = options.get("sample_weight")
 
     def from_stats(stats, types):
-        return [[_params_of(st, options["reg_covar"], cov, options["eps"],
-                            options.get("recovery"))] for st, cov in zip(stats, types)]
+        return [_params_of(st, options["reg_covar"], cov, options["eps"], options.get("recovery"))
+                for st, cov in zip(stats, types)]
 
     types = [cov for _, cov in models]
     if method in ("kmeans", "random") and n_init == 1:
@@ -191,7 +191,7 @@ def initial_parameters_grid(
             kernel, extra = kmeans.chunk_assignment_statistics, ()
         stats = pass_statistics_many(X, kernel, starts, types, *extra, missing=missing,
                                      sample_weight=sample_weight)
-        return from_stats(stats, types)
+        return [[p] for p in from_stats(stats, types)]
     if method != "k-means||":
         return [
             initial_parameters_many(X, n_init, k, cov, method, np.random.RandomState(seed),
@@ -213,8 +213,7 @@ def initial_parameters_grid(
     sets = [(k, cov, j) for k, cov in models for j in range(n_init)]
     stats = lloyd(X, [centers[k, j] for k, _, j in sets], lloyd_iter,
                   [cov for _, cov, _ in sets], missing, sample_weight)
-    params = [_params_of(st, options["reg_covar"], cov, options["eps"], options.get("recovery"))
-              for st, (_, cov, _) in zip(stats, sets)]
+    params = from_stats(stats, [cov for _, cov, _ in sets])
     return [params[m * n_init:(m + 1) * n_init] for m in range(len(models))]
 
 
