@@ -296,7 +296,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
             raise ValueError(
                 f"held_out={self.held_out} leaves {'no row' if n_out <= 0 else 'every row'} out "
                 f"of the {data.shape[0]} rows (or only rows of zero sample_weight): give a "
-                "larger (smaller) fraction or more rows."
+                "fraction that holds some rows out and fits the others, or more rows."
             )
         return fit, da.concatenate([fit, out], axis=1).rechunk({1: -1})
 

@@ -152,11 +152,13 @@ _HELD_OUT_STREAM = 7
 def held_out_rows(X: da.Array, fraction: float) -> da.Array:
     """(n, 1) float64: 1.0 for the rows held out, 0.0 for the others. Row i is held
     out when a uniform draw fixed by its global index alone is below ``fraction``:
-    the same rows whatever the chunking or the scheduler."""
+    the same rows whatever the chunking or the scheduler. Chunked like the rows of
+    ``X``, whose values are not read."""
 
     def block(b, block_info=None):
         start, stop = block_info[0]["array-location"][0]
         u = row_uniforms(HELD_OUT_SEED, start, stop - start, 1, stream=_HELD_OUT_STREAM)
         return (u < fraction).astype(np.float64)
 
-    return X[:, :1].map_blocks(block, dtype=np.float64, meta=np.empty((0, 0), np.float64))
+    rows = da.zeros((X.shape[0], 1), chunks=(X.chunks[0], 1))
+    return rows.map_blocks(block, dtype=np.float64, meta=np.empty((0, 0), np.float64))

@@ -104,14 +104,17 @@ def test_every_start_gives_each_model_as_alone_and_kmeans_and_random_share_their
         assert searched == start + n_chunks * (1 + search.results_["n_iter"].max() + 1)
 
 
-def test_the_search_reads_the_data_once_per_pass_for_all_models():
+@pytest.mark.parametrize("held_out", [None, 0.1])
+def test_the_search_reads_the_data_once_per_pass_for_all_models(held_out):
     """k-means|| (5 rounds, the weighting, one Lloyd step, the start: 8 passes, and one
-    chunk for the first centre) + the longest fit's iterations + one scoring pass."""
+    chunk for the first centre) + the longest fit's iterations + one scoring pass; the
+    held-out rows are chosen without a read."""
     X, _ = blobs(2000, 3, 3)
     reads = ChunkReads(X, (500, 3))
     with dask.config.set(scheduler="threads"):
         search = quiet(GaussianMixtureSearch(range(1, 11), "all", random_state=0,
-                                             persist=False).fit, reads.array)
+                                             held_out=held_out, persist=False).fit,
+                       reads.array)
     n_chunks = reads.source.numblocks[0]
     longest = int(search.results_["n_iter"].max())
     assert reads.count == n_chunks * (8 + longest + 1) + 1
