@@ -257,3 +257,25 @@ def test_cli_search_never_writes_over_an_existing_results_file(tmp_path):
     assert sentinel.read_text() == "mine\n"
     assert main(["-q", "search", str(data), "-k", "1-2", "--results", str(data)]) == 2
     assert pathlib.Path(data, "zarr.json").exists()
+
+
+def test_missing_values_and_xarray_input_are_searched_as_fitted_alone(X):
+    import xarray as xr
+
+    gapped = X.copy()
+    gapped[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    empty = np.isnan(gapped).all(axis=1)
+    gapped[empty, 0] = X[empty, 0]  # every row keeps an observed feature
+    params = dict(missing="marginalize")
+    with dask.config.set(scheduler="threads"):
+        search = quiet(GaussianMixtureSearch((2, 4), ("full", "diag"), **params, **FIT).fit,
+                       gapped)
+        for row in search.results_.itertuples():
+            gm = alone(gapped, row.n_components, row.covariance_type, **params)
+            assert (row.n_iter, row.lower_bound) == (gm.n_iter_, gm.lower_bound_)
+            assert row.bic == pytest.approx(gm.bic(gapped), rel=1e-12)
+        cube = xr.DataArray(X.reshape(30, 50, 3), dims=("y", "x", "band"))
+        search = quiet(GaussianMixtureSearch((1, 3), "diag", feature_dim="band", **FIT).fit, cube)
+        labels = search.predict(cube)
+    assert labels.dims == ("y", "x")
+    np.testing.assert_array_equal(labels.values.ravel(), search.best_estimator_.predict(X))
