@@ -279,3 +279,16 @@ def test_missing_values_and_xarray_input_are_searched_as_fitted_alone(X):
         labels = search.predict(cube)
     assert labels.dims == ("y", "x")
     np.testing.assert_array_equal(labels.values.ravel(), search.best_estimator_.predict(X))
+
+
+def test_a_search_never_writes_over_what_it_did_not_write(tmp_path, X):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(daskgmm.UnsafePathError, match="checkpoint"):
+        GaussianMixtureSearch((1, 2), "diag", checkpoint=str(notes)).fit(X)
+    with pytest.raises(daskgmm.UnsafePathError, match="checkpoint"):
+        GaussianMixtureSearch((1, 2), "diag", checkpoint=str(notes),
+                              checkpoint_overwrite=True).fit(X)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]
+    assert (notes / "todo.txt").read_text() == "mine"
