@@ -21,7 +21,7 @@ from . import kernels
 from .acceleration import next_point
 from .errors import DaskGMMWarning
 from .params import EMResult, GMMParams, SufficientStatistics, m_step
-from .passes import summed_statistics
+from .passes import per_call, summed_statistics
 from .recovery import Recovery, warn_recovered
 
 __all__ = ["EMResult", "IterationInfo", "expectation", "run_em"]
@@ -37,7 +37,7 @@ def expectation(
     and sizes), run in lockstep cost one read of the data per iteration.
     ``sample_weight``: (n, 1), chunked like the rows of ``X``. ``n_worst``: also
     find the rows each model explains worst (re-seeding); one for all, or a list."""
-    n_worst = n_worst if isinstance(n_worst, list) else [n_worst] * len(params)
+    n_worst = per_call(n_worst, len(params))
     return summed_statistics(
         X, kernels.chunk_statistics, [(*p.kernel_args, w) for p, w in zip(params, n_worst)],
         [p.means for p in params], [p.covariance_type for p in params], missing,

@@ -21,8 +21,8 @@ from .data import Rows, as_rows, check_same_features, should_persist
 from .errors import ConvergenceWarning
 from .fitting import FitData, checkpoint_for, fit_gaussian_mixture
 from .init import INIT_METHODS
-from .params import GMMParams
-from .passes import MISSING, compute, map_rows
+from .params import GMMParams, information_criteria
+from .passes import MISSING, map_rows, split_scores
 from .progress import verbose_hooks
 from .safety import check_output, replace_atomically
 from .validation import check_initial_parameters
@@ -513,12 +513,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X, sample_weight = split_dataset_weights(X, sample_weight)
         rows = self._rows(X, reset=False)
         weights = as_sample_weights(sample_weight, rows)
-        log_prob = self._per_row(rows, "score_samples", float64=True)
-        finite = da.isfinite(log_prob)
-        if self._missing(rows) == "marginalize":  # a row with nothing observed counts for nothing
-            finite &= ~da.isnan(rows.array).all(axis=1)
-        w = finite if weights is None else da.where(finite, weights.array[:, 0], 0.0)
-        total, count = compute((da.where(finite, log_prob, 0.0) * w).sum(), w.sum())
+        ((total,), (count,)) = split_scores(rows.array, [self._params()],
+                                            None if weights is None else weights.array,
+                                            self._missing(rows))[0]
         if count == 0:
             raise ValueError("X has no row without NaN or infinity (or of non-zero weight) to score.")
         return float(total) / float(count), float(count)
@@ -536,16 +533,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         With ``sample_weight``, the number of samples is the sum of the weights.
         """
-        mean, n = self._score_and_count(X, sample_weight)
-        return -2 * mean * n + self._n_parameters() * math.log(n)
+        return information_criteria(*self._score_and_count(X, sample_weight),
+                                    self._n_parameters())[0]
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion of the model on X (lower is better).
 
         With ``sample_weight``, the log-likelihood is the weighted sum.
         """
-        mean, n = self._score_and_count(X, sample_weight)
-        return -2 * mean * n + 2 * self._n_parameters()
+        return information_criteria(*self._score_and_count(X, sample_weight),
+                                    self._n_parameters())[1]
 
     # ---------------------------------------------------------------- storage
 

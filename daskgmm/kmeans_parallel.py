@@ -19,7 +19,14 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from . import kmeans
-from .passes import compute, finite_rows, kernel_options, pass_statistics_many, reduce_chunks
+from .passes import (
+    compute,
+    finite_rows,
+    kernel_options,
+    pass_statistics_many,
+    per_call,
+    reduce_chunks,
+)
 
 __all__ = [
     "KMeansParallelResult",
@@ -275,8 +282,7 @@ def lloyd(X, centers, n_iter, covariance_type, missing, sample_weight=None):
     cheapest second moments ('spherical'), and sets given the same centres array
     (one number of clusters of a search, for each covariance type) share them.
     """
-    types = list(covariance_type) if isinstance(covariance_type, (list, tuple)) \
-        else [covariance_type] * len(centers)
+    types = per_call(covariance_type, len(centers))
     first: dict[int, int] = {}
     shared = [first.setdefault(id(c), j) for j, c in enumerate(centers)]
     distinct = sorted(first.values())

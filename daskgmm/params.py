@@ -23,6 +23,7 @@ __all__ = [
     "GMMParams",
     "StatsLayout",
     "SufficientStatistics",
+    "information_criteria",
     "m_step",
     "params_from_statistics",
 ]
@@ -284,3 +285,11 @@ def m_step(stats: SufficientStatistics, previous: GMMParams, reg_covar: float, *
         stats, reg_covar, previous.covariance_type, eps=eps, previous=previous,
         recovery=recovery, events=events, history=history,
     )
+
+
+def information_criteria(mean_log_likelihood: float, n: float, n_parameters: int):
+    """``(bic, aic)`` of a model whose mean log-likelihood over ``n`` samples (their
+    total sample weight) is ``mean_log_likelihood``, as scikit-learn computes them."""
+    log_likelihood = mean_log_likelihood * n
+    return (-2 * log_likelihood + n_parameters * math.log(n),
+            -2 * log_likelihood + 2 * n_parameters)

@@ -36,6 +36,7 @@ __all__ = [
     "kernel_options",
     "map_rows",
     "pass_statistics_many",
+    "per_call",
     "reduce_chunks",
     "split_scores",
     "summed_statistics",
@@ -246,7 +247,7 @@ def check_finite(stats: SufficientStatistics, missing: str = "raise") -> Suffici
     return stats
 
 
-def _per_call(value, n: int) -> list:
+def per_call(value, n: int) -> list:
     """``value`` for each of ``n`` calls: a list as it is, else repeated."""
     return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
@@ -268,8 +269,8 @@ def summed_statistics(
     Every chunk is read once and handed to all the calls (their tasks share the
     chunk's key), so several parameter sets cost one read of the data, not one each.
     """
-    types = _per_call(covariance_type, len(calls))
-    worsts = _per_call(n_worst, len(calls))
+    types = per_call(covariance_type, len(calls))
+    worsts = per_call(n_worst, len(calls))
     totals = [
         reduce_chunks(X, kernel, *args, weights=weights, keep=w * (1 + c.shape[1]),
                       size=StatsLayout(*c.shape, t).size, **kernel_options(missing))
@@ -290,7 +291,7 @@ def pass_statistics_many(X, kernel, centers, covariance_type, *extra, missing="r
     """The statistics of ``kernel(block, c, t, *extra)`` for each set of ``centers``
     ``c`` and its covariance type ``t`` (``covariance_type``: one for all, or one per
     set), in one pass over ``X`` (see :func:`summed_statistics`)."""
-    types = _per_call(covariance_type, len(centers))
+    types = per_call(covariance_type, len(centers))
     calls = [(c, t, *extra) for c, t in zip(centers, types)]
     return summed_statistics(X, kernel, calls, centers, types, missing,
                              weights=sample_weight)

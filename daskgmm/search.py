@@ -11,7 +11,6 @@ parameters (see :func:`daskgmm.fitting.fit_search`).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from numbers import Integral, Real
@@ -30,6 +29,7 @@ from .data import should_persist
 from .errors import ConvergenceWarning
 from .estimator import GaussianMixture
 from .fitting import FitData, FitHooks, best_run, checkpoint_for, fit_search
+from .params import information_criteria
 from .progress import search_progress
 from .weights import as_sample_weights, held_out_rows, split_dataset_weights
 
@@ -312,13 +312,11 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
                 (fit_sum, *held_sum), (fit_w, *held_w) = scores[m * self.n_init + i]
                 p = COVARIANCE[t].n_parameters(k, d)
                 mean = fit_sum / fit_w
+                bic, aic = information_criteria(mean, fit_w, p)  # as GaussianMixture.bic/aic
                 record = {
                     "n_components": k, "covariance_type": t, "init": i, "n_iter": run.n_iter,
                     "converged": bool(run.converged), "lower_bound": run.lower_bound,
-                    "log_likelihood": mean,
-                    # as GaussianMixture.bic/aic: -2 * score * n + ...
-                    "bic": -2 * mean * fit_w + p * math.log(fit_w),
-                    "aic": -2 * mean * fit_w + 2 * p,
+                    "log_likelihood": mean, "bic": bic, "aic": aic,
                 }
                 if self.held_out is not None:
                     record["held_out_log_likelihood"] = held_sum[0] / held_w[0]
