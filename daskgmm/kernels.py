@@ -337,25 +337,34 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
     ones = np.ones(block.shape[1], dtype=block.dtype)
     precheck = False  # set once rows with NaN are seen
     seen = 0  # rows with NaN that the pass counted as non-finite
-    for start in range(0, block.shape[0], step):
-        sub = block[start : start + step]
-        w = None if sw is None else sw[start : start + step]
+    complete = [0, 0]  # rows read and kept complete since then: the window's scale
+    start = 0
+    while start < block.shape[0]:
+        # once rows are set aside, a window that keeps about ``step`` of them: the
+        # compacted sub-blocks stay as long as the others (as many calls per row)
+        window = step if not precheck else min(4 * step, -(-step * complete[0] // complete[1]))
+        sub = block[start : start + window]
+        w = None if sw is None else sw[start : start + window]
         kept = None
         if precheck:
+            # NaN propagates; so does inf - inf, whose rows the incomplete path
+            # counts as non-finite
             nan = np.isnan(np.dot(sub, ones))
             if nan.any():
-                nan[nan] = np.isnan(sub[nan]).any(axis=1)  # inf - inf: not missing
                 incomplete.append(np.flatnonzero(nan) + start)
                 kept = np.flatnonzero(~nan)
-                sub = sub[kept]
+                sub = np.take(sub, kept, axis=0, out=ws("kept", (len(kept), sub.shape[1]),
+                                                        sub.dtype))
                 w = None if w is None else w[kept]
+            complete[0] += len(nan)
+            complete[1] += len(nan) if kept is None else max(1, len(kept))
         resp, work = model.log_prob_and_work(sub, ws)
         lse = _normalise_in_place(resp)
         if n_worst:
             if kept is None:
                 log_lik[start : start + len(lse)] = lse
             else:
-                log_lik[start : start + step] = np.nan  # rows with NaN are not seeds
+                log_lik[start : start + window] = np.nan  # rows with NaN are not seeds
                 log_lik[start + kept] = lse
         finite = np.isfinite(lse)
         if marginalize and not precheck and not finite.all():
@@ -365,7 +374,9 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
                 incomplete.append(left + start)
                 seen += len(left)
                 precheck = True
+                complete = [len(sub), max(1, len(sub) - len(left))]
         acc.add(work, resp, finite, lse, ws, w)
+        start += len(sub) if kept is None else window
     incomplete = np.concatenate(incomplete) if incomplete else np.empty(0, dtype=np.intp)
     acc.out[2] -= seen
     stats = acc.result(block.shape[0] - len(incomplete))
@@ -378,20 +389,25 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
 
 
 def _incomplete_statistics(block, model, covariance_type, sw):
-    """The expected statistics of rows that all have a NaN, centred on the means
-    (see :mod:`daskgmm.missing`); rows with every feature missing are counted."""
-    empty = np.isnan(block).all(axis=1)
+    """The expected statistics of rows whose features sum to NaN, centred on the
+    means (see :mod:`daskgmm.missing`). Rows with every feature missing are
+    counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
+    miss = np.isnan(block)
+    some = miss.any(axis=1)
+    empty = miss.all(axis=1)
+    used = some & ~empty
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
-    if empty.any():
-        block = block[~empty]
-        sw = None if sw is None else sw[~empty]
+    if not used.all():
+        block, miss = block[used], miss[used]
+        sw = None if sw is None else sw[used]
     marginal = model.marginal()
     ws = Workspace()
-    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal):
+    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, miss):
         lse = _normalise_in_place(resp)
         marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
     marginal.finish(acc)
-    out = acc.result(len(block) + int(np.count_nonzero(empty)))
+    out = acc.result(len(used))
+    out[0, 2] += np.count_nonzero(~some)
     out[0, 4] = np.count_nonzero(empty)
     return out[0]
 
@@ -480,11 +496,12 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     return out
 
 
-def _marginal_sub_blocks(model, rows, ws, marginal=None):
+def _marginal_sub_blocks(model, rows, ws, marginal=None, miss=None):
     """``(group, weighted log-probs (K, n), work)`` for the rows of ``rows`` (all with
-    a NaN) sub-block by sub-block (see :meth:`daskgmm.missing.Marginal.evaluate`)."""
+    a NaN; ``miss`` their mask if known) sub-block by sub-block (see
+    :meth:`daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
-    for group in marginal.groups(rows):
+    for group in marginal.groups(rows, miss):
         for start in range(0, len(group.rows), _MISSING_ROWS):
             part = group[start : start + _MISSING_ROWS]
             yield part, *marginal.evaluate(rows[part.rows], part, ws)

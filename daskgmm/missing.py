@@ -64,8 +64,10 @@ class _Group:
         self.patterns, self.inv, self.logdet = patterns, inv, logdet
         #: responsibility summed per pattern and component, over the sub-blocks
         self.mass = mass
-        #: one shared precision: (z, w, q) of Marginal._shared_terms
+        #: one shared precision: (h, q) of Marginal._shared_terms
         self.shared = None
+        #: one shared precision: P_mm^-1 of each row of a sub-block, (n, c, c)
+        self.row_inv = None
 
     def __getitem__(self, sl: slice) -> _Group:
         """The group's rows ``sl`` (the per-pattern arrays shared)."""
@@ -109,16 +111,29 @@ def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.matmul(np.swapaxes(inv_low, -1, -2), inv_low), logdet
 
 
+def _solve_rows(inv: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``inv[..., n, :, :] @ b[..., n, :]`` for small matrices: a sum over their
+    ``c`` columns (fewer NumPy steps than a stacked matmul of tiny matrices)."""
+    out = inv[..., 0] * b[..., :1]
+    for j in range(1, b.shape[-1]):
+        out += inv[..., j] * b[..., j : j + 1]
+    return out
+
+
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
-    """One sortable key per row's missing-feature mask: its bits packed into a
-    uint64 (up to 64 features), or into bytes compared as one value beyond."""
+    """One sortable key per row's missing-feature mask: its bits packed into an
+    unsigned integer (up to 64 features), or into bytes compared as one value beyond."""
     packed = np.packbits(miss, axis=1, bitorder="little")
-    if packed.shape[1] <= 8:
-        codes = np.zeros((len(miss), 8), dtype=np.uint8)
-        codes[:, : packed.shape[1]] = packed
-        return codes.view(np.uint64).ravel()
-    packed = np.ascontiguousarray(packed)
-    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    width = packed.shape[1]
+    if width > 8:
+        packed = np.ascontiguousarray(packed)
+        return packed.view(np.dtype((np.void, width))).ravel()
+    size = 1 << (width - 1).bit_length()  # 1, 2, 4 or 8 bytes
+    if size != width:
+        codes = np.zeros((len(miss), size), dtype=np.uint8)
+        codes[:, :width] = packed
+        packed = codes
+    return np.ascontiguousarray(packed).view(f"<u{size}").ravel()
 
 
 class Marginal:
@@ -161,30 +176,39 @@ class Marginal:
                 # pattern and component the rest (see _shared_terms), about the
                 # mean of the means (as the complete rows' Expansion, and only
                 # where it is as exact)
-                spread = np.einsum("kd,de,ke->k", mu, self.precisions[0], mu)
-                self.shared = Expansion.close_enough(spread)
+                self.mu_precision = np.dot(mu, self.precisions[0])  # rows P mu~_k
+                self.mu_p_mu = np.einsum("kd,kd->k", self.mu_precision, mu)
+                self.shared = Expansion.close_enough(self.mu_p_mu)
 
     # ------------------------------------------------------------ patterns
 
-    def groups(self, block: np.ndarray) -> list[_Group]:
-        """The rows of ``block`` (all with a NaN): for dense types grouped by their
-        number of missing features, with what each pattern needs."""
-        miss = np.isnan(block)
+    def groups(self, block: np.ndarray, miss: np.ndarray | None = None) -> list[_Group]:
+        """The rows of ``block`` (all with a NaN; ``miss`` their mask if known): for
+        dense types grouped by their number of missing features, with what each
+        pattern needs."""
+        if miss is None:
+            miss = np.isnan(block)
         if self.diagonal:
             return [_Group(np.arange(len(block)), miss=miss)]
-        count = miss.sum(axis=1)
-        codes = _pattern_codes(miss)
+        # the patterns (sorted by their key) and each row's, then by size
+        _, first, inverse = np.unique(_pattern_codes(miss), return_index=True,
+                                      return_inverse=True)
+        masks = miss[first]
+        sizes = masks.sum(axis=1)
+        row_sizes = sizes[inverse]
+        renumber = np.empty(len(first), dtype=np.intp)
         out = []
-        for c in np.unique(count):
-            rows = np.flatnonzero(count == c)
-            idx = np.nonzero(miss[rows])[1].reshape(len(rows), c)
-            _, first, pattern = np.unique(codes[rows], return_index=True, return_inverse=True)
-            patterns = idx[first]
+        for c in np.unique(sizes):
+            chosen = np.flatnonzero(sizes == c)
+            patterns = np.nonzero(masks[chosen])[1].reshape(len(chosen), c)
+            renumber[chosen] = np.arange(len(chosen))
+            rows = np.flatnonzero(row_sizes == c)
+            pattern = renumber[inverse[rows]]
             # P_mm of every pattern and unit: (n_patterns, U, c, c)
             sub = np.swapaxes(self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
             inv, logdet = _inverse_and_logdet(sub)
             mass = np.zeros((len(patterns), self.n_components))
-            group = _Group(rows, idx, pattern.reshape(-1), patterns, inv, logdet, mass=mass)
+            group = _Group(rows, patterns[pattern], pattern, patterns, inv, logdet, mass=mass)
             if self.shared:
                 group.shared = self._shared_terms(patterns, inv[:, 0])
             out.append(group)
@@ -192,31 +216,25 @@ class Marginal:
         return out
 
     def _shared_terms(self, patterns, inv):
-        """Per pattern and component, for one shared precision ``P``: the filled
-        row less the row's own part is ``e_nk = y_n - z_pk`` with
-        ``y = x~0 + [u at m]``, ``u = -P_mm^-1 (x~0 P)_m`` (per row) and
-        ``z_pk = mu~_k o_p + [v at m]``, ``v = -P_mm^-1 ((mu~_k o_p) P)_m``; so
-        ``e^T P e = y^T P y - 2 (y P) . z_pk + q_pk`` with ``q = z^T P z``. As
-        ``z_pk = mu~_k + [delta_pk at m]``, ``delta = v - mu~_m``, the per-row
-        products with ``z`` are a GEMM with the means and ``c`` more terms.
-        Returns ``(z, delta, q)``: (P, K, D), (P, K, c), (P, K)."""
-        precision = self.precisions[0]
-        observed = np.ones((len(patterns), self.n_features))
-        np.put_along_axis(observed, patterns, 0.0, axis=1)
-        z = self.mu_shifted[None] * observed[:, None, :]
-        b = np.matmul(z, precision)
-        b_m = np.take_along_axis(b, patterns[:, None, :], axis=2)
-        v = -np.einsum("pij,pkj->pki", inv, b_m)
-        where = np.broadcast_to(patterns[:, None, :], v.shape)
-        np.put_along_axis(z, where, v, axis=2)
-        delta = v - np.take_along_axis(np.broadcast_to(self.mu_shifted, z.shape), where, axis=2)
-        return z, delta, np.einsum("pkd,pkd->pk", z, np.matmul(z, precision))
+        """Per pattern and component, for one shared precision ``P``: the filled row
+        centred on the component is ``e_nk = y_n - z_pk``, with ``y = x~0 + [u at m]``,
+        ``u = -P_mm^-1 (P x~0)_m`` (per row) and ``z_pk = mu~_k - [h_pk at m]``,
+        ``h_pk = P_mm^-1 (P mu~_k)_m`` (per pattern and component). Both satisfy
+        ``(P y)_m = (P z)_m = 0``, so ``e^T P e = y^T P y - 2 (P y) . mu~_k + q_pk``
+        with ``q_pk = z^T P z = mu~_k^T P mu~_k - h_pk . (P mu~_k)_m``.
+        Returns ``(h, q)``: (P, K, c), (P, K)."""
+        b_m = self.mu_precision[:, patterns]  # (K, P, c): (P mu~_k)_m
+        h = np.einsum("pij,kpj->pki", inv, b_m)
+        q = self.mu_p_mu[None, :] - np.einsum("pki,kpi->pk", h, b_m)
+        return h, q
 
-    def _zbar(self, group, resp, rows):
-        """``sum_k r_nk z_pk`` of a sub-block's rows (:meth:`_shared_terms`): (n, D)."""
+    def _zbar(self, group, resp):
+        """``sum_k r_nk z_pk`` of a sub-block's rows (:meth:`_shared_terms`): (n, D);
+        its part at ``m`` is ``-P_mm^-1 (sum_k r_nk P mu~_k)_m``."""
         zbar = np.dot(resp.T, self.mu_shifted)
-        delta = group.shared[1][group.pattern]  # (n, K, c)
-        zbar[rows, group.idx] += np.einsum("kn,nkc->nc", resp, delta)
+        rows = np.arange(len(zbar))[:, None]
+        zbar[rows, group.idx] -= _solve_rows(group.row_inv,
+                                             np.dot(resp.T, self.mu_precision)[rows, group.idx])
         return zbar
 
     # ------------------------------------------------------------- per row
@@ -242,18 +260,14 @@ class Marginal:
         if self.shared:
             return self._evaluate_shared(x, group, wlp)
         diff = ws("m_diff", (k, n, d))
-        np.subtract(x[None], self.means[:, None, :], out=diff, dtype=np.float64)
+        np.subtract(x.astype(np.float64, copy=False)[None], self.means[:, None, :], out=diff)
         rows = np.arange(n)[:, None]
-        np.copyto(diff, 0.0, where=np.isnan(diff))  # d0: zero at the missing features
+        diff[:, rows, group.idx] = 0.0  # d0: zero at the missing features
         g = np.matmul(diff, self.precisions)  # P symmetric: rows of d0 P
         maha = np.einsum("knd,knd->kn", diff, g)
         gm = g[:, rows, group.idx]  # (K, n, c)
-        inv = np.swapaxes(group.inv[group.pattern], 0, 1)  # (U, n, c, c)
-        # t = -P_mm^-1 g_m, a sum over the c columns (c is small)
-        t = inv[..., 0] * gm[..., :1]
-        for j in range(1, gm.shape[2]):
-            t += inv[..., j] * gm[..., j : j + 1]
-        t *= -1.0
+        t = _solve_rows(np.swapaxes(group.inv[group.pattern], 0, 1), gm)  # (U, n, c, c) inverses
+        t *= -1.0  # t = -P_mm^-1 g_m
         maha += np.einsum("kni,kni->kn", t, gm)
         diff[:, rows, group.idx] = t
         np.multiply(maha, -0.5, out=wlp)
@@ -269,21 +283,13 @@ class Marginal:
         rows = np.arange(len(x))[:, None]
         y = np.subtract(x, self.shift, dtype=np.float64)
         y[rows, group.idx] = 0.0
-        a_m = np.dot(y, precision)[rows, group.idx]  # (n, c)
-        inv = group.inv[group.pattern, 0]  # (n, c, c)
-        u = inv[:, :, 0] * a_m[:, :1]
-        for j in range(1, a_m.shape[1]):
-            u += inv[:, :, j] * a_m[:, j : j + 1]
-        y[rows, group.idx] = -u
-        _, delta, q = group.shared
+        group.row_inv = group.inv[group.pattern, 0]  # (n, c, c)
+        y[rows, group.idx] = -_solve_rows(group.row_inv, np.dot(y, precision)[rows, group.idx])
         yp = np.dot(y, precision)
-        y_p_y = np.einsum("nd,nd->n", y, yp)
-        cross = np.dot(self.mu_shifted, yp.T)  # (K, n): (y P) . z_pk
-        cross += np.einsum("nkc,nc->kn", delta[group.pattern], yp[rows, group.idx])
-        np.multiply(cross, 2.0, out=wlp)
-        wlp -= y_p_y
-        wlp -= q[group.pattern].T
-        wlp *= 0.5
+        q = group.shared[1]
+        np.dot(self.mu_shifted, yp.T, out=wlp)  # (K, n): (P y) . mu~_k
+        wlp -= 0.5 * np.einsum("nd,nd->n", y, yp)
+        wlp -= 0.5 * q[group.pattern].T
         wlp += self.offset[:, None]
         wlp -= 0.5 * group.logdet[group.pattern].T
         wlp += (0.5 * _LOG_2PI) * group.idx.shape[1]
@@ -325,7 +331,7 @@ class Marginal:
         if left_out is not None:
             y[left_out] = 0.0
         rho = resp.sum(axis=0)
-        cross = np.dot(y.T, self._zbar(group, resp, np.arange(len(y))[:, None]))
+        cross = np.dot(y.T, self._zbar(group, resp))
         acc.nk += resp.sum(axis=1)
         acc.sk += np.dot(resp, y)
         acc.Sk += np.dot(y.T * rho, y) - cross - cross.T
@@ -336,7 +342,7 @@ class Marginal:
         if self.diagonal:
             return np.dot(resp.T, self.means)
         if self.shared:
-            zbar = self._zbar(group, resp, np.arange(len(work))[:, None])
+            zbar = self._zbar(group, resp)
             return work * resp.sum(axis=0)[:, None] - zbar + np.dot(resp.T, self.means)
         return np.einsum("kn,knd->nd", resp, work) + np.dot(resp.T, self.means)
 
@@ -350,9 +356,13 @@ class Marginal:
         dense = np.zeros(k * d * d)
         for group in self._groups:
             if self.shared:  # the parts of sum_k r e e^T in z alone (_accumulate_shared)
-                z = group.shared[0]
+                p = group.patterns
+                z = np.repeat(self.mu_shifted[None], len(p), axis=0)  # (P, K, D)
+                z[np.arange(len(p))[:, None, None], np.arange(k)[None, :, None],
+                  p[:, None, :]] -= group.shared[0]  # a pattern's features are distinct
                 acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
-                acc.Sk += np.einsum("pki,pkj->ij", group.mass[:, :, None] * z, z)
+                z = z.reshape(-1, d)
+                acc.Sk += np.dot(z.T * group.mass.reshape(-1), z)
             n_patterns = len(group.patterns)
             inv = group.inv if group.inv.shape[1] == k else np.broadcast_to(
                 group.inv, (n_patterns, k) + group.inv.shape[2:])
