@@ -392,23 +392,16 @@ def _incomplete_statistics(block, model, covariance_type, sw):
     """The expected statistics of rows whose features sum to NaN, centred on the
     means (see :mod:`daskgmm.missing`). Rows with every feature missing are
     counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
-    miss = np.isnan(block)
-    some = miss.any(axis=1)
-    empty = miss.all(axis=1)
-    used = some & ~empty
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
-    if not used.all():
-        block, miss = block[used], miss[used]
-        sw = None if sw is None else sw[used]
     marginal = model.marginal()
     ws = Workspace()
-    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, miss):
+    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, keep_empty=False):
         lse = _normalise_in_place(resp)
         marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
     marginal.finish(acc)
-    out = acc.result(len(used))
-    out[0, 2] += np.count_nonzero(~some)
-    out[0, 4] = np.count_nonzero(empty)
+    out = acc.result(len(block))
+    out[0, 2] += marginal.n_without_nan
+    out[0, 4] = marginal.n_empty
     return out[0]
 
 
@@ -496,12 +489,12 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     return out
 
 
-def _marginal_sub_blocks(model, rows, ws, marginal=None, miss=None):
-    """``(group, weighted log-probs (K, n), work)`` for the rows of ``rows`` (all with
-    a NaN; ``miss`` their mask if known) sub-block by sub-block (see
-    :meth:`daskgmm.missing.Marginal.evaluate`)."""
+def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
+    """``(group, weighted log-probs (K, n), work)`` for the rows of ``rows`` with a
+    NaN, sub-block by sub-block (see :meth:`daskgmm.missing.Marginal.groups` and
+    :meth:`~daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
-    for group in marginal.groups(rows, miss):
+    for group in marginal.groups(rows, keep_empty):
         for start in range(0, len(group.rows), _MISSING_ROWS):
             part = group[start : start + _MISSING_ROWS]
             yield part, *marginal.evaluate(rows[part.rows], part, ws)
