@@ -53,19 +53,19 @@ class _Group:
 
     Dense types: rows that miss the same number ``c`` of features; ``idx``
     (rows, c) the features each misses, ``pattern`` the row of ``patterns``
-    (n_patterns, c) that it is, and per pattern and unit ``P_mm^-1`` (``inv``)
-    and ``log det P_mm`` (``logdet``). Diagonal types: any rows, ``miss`` their
-    (rows, D) mask (no pattern needs a factorisation). ``rows``: their indices.
+    (n_patterns, c) that it is; per pattern and unit ``P_mm^-1`` (``inv``), and
+    per pattern and component the terms of its log-densities that do not depend
+    on the row (``const``). Diagonal types: any rows. ``rows``: their indices.
     """
 
-    def __init__(self, rows, idx=None, pattern=None, patterns=None, inv=None, logdet=None,
-                 miss=None, mass=None):
-        self.rows, self.idx, self.pattern, self.miss = rows, idx, pattern, miss
-        self.patterns, self.inv, self.logdet = patterns, inv, logdet
+    def __init__(self, rows, idx=None, pattern=None, patterns=None, inv=None, const=None,
+                 mass=None, shared=None):
+        self.rows, self.idx, self.pattern = rows, idx, pattern
+        self.patterns, self.inv, self.const = patterns, inv, const
         #: responsibility summed per pattern and component, over the sub-blocks
         self.mass = mass
-        #: one shared precision: (h, q) of Marginal._shared_terms
-        self.shared = None
+        #: one shared precision: h of Marginal._shared_terms, (P, K, c)
+        self.shared = shared
         #: one shared precision: P_mm^-1 of each row of a sub-block, (n, c, c)
         self.row_inv = None
 
@@ -74,10 +74,8 @@ class _Group:
         def part(a):
             return None if a is None else a[sl]
 
-        out = _Group(self.rows[sl], part(self.idx), part(self.pattern), self.patterns, self.inv,
-                     self.logdet, part(self.miss), self.mass)
-        out.shared = self.shared
-        return out
+        return _Group(self.rows[sl], part(self.idx), part(self.pattern), self.patterns, self.inv,
+                      self.const, self.mass, self.shared)
 
 
 #: Largest block of missing features inverted by the batch-vectorised Cholesky of
@@ -205,8 +203,7 @@ class Marginal:
         usable = (sizes > 0) & (keep_empty | (sizes < self.n_features))
         row_sizes = sizes[inverse]
         if self.diagonal:
-            rows = np.flatnonzero(usable[inverse])
-            out = [_Group(rows, miss=miss[rows])]
+            out = [_Group(np.flatnonzero(usable[inverse]))]
         else:
             out = []
             renumber = np.empty(len(first), dtype=np.intp)
@@ -220,12 +217,16 @@ class Marginal:
                 sub = np.swapaxes(
                     self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
                 inv, logdet = _inverse_and_logdet(sub)
-                mass = np.zeros((len(patterns), self.n_components))
-                group = _Group(rows, patterns[pattern], pattern, patterns, inv, logdet,
-                               mass=mass)
+                # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
+                const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * c  # (P, K) or (P, 1)
+                h = None
                 if self.shared:
-                    group.shared = self._shared_terms(patterns, inv[:, 0])
-                out.append(group)
+                    h, q = self._shared_terms(patterns, inv[:, 0])
+                    const = const - 0.5 * q
+                mass = np.zeros((len(patterns), self.n_components))
+                out.append(_Group(rows, patterns[pattern], pattern, patterns, inv,
+                                  np.ascontiguousarray(np.broadcast_to(const, mass.shape)),
+                                  mass, h))
         self._groups = out
         return out
 
@@ -264,9 +265,9 @@ class Marginal:
             features = ws("m_features", (3 * d, n))
             x0, gap = features[d : 2 * d], features[2 * d :]
             np.subtract(x.T, self.shift[:, None], out=x0, dtype=np.float64)
-            miss = group.miss.T
+            miss = np.isnan(x0)  # the rows' NaN, and only theirs
             np.logical_not(miss, out=gap, casting="unsafe")
-            x0[miss] = 0.0
+            np.copyto(x0, 0.0, where=miss)
             np.square(x0, out=features[:d])
             np.dot(self.coef, features, out=wlp)
             wlp += self.constant[:, None]
@@ -285,9 +286,7 @@ class Marginal:
         maha += np.einsum("kni,kni->kn", t, gm)
         diff[:, rows, group.idx] = t
         np.multiply(maha, -0.5, out=wlp)
-        wlp += self.offset[:, None]
-        wlp -= 0.5 * group.logdet[group.pattern].T  # (U, n): broadcast over K for tied
-        wlp += (0.5 * _LOG_2PI) * group.idx.shape[1]
+        wlp += group.const[group.pattern].T
         return wlp, diff
 
     def _evaluate_shared(self, x, group, wlp):
@@ -300,13 +299,9 @@ class Marginal:
         group.row_inv = group.inv[group.pattern, 0]  # (n, c, c)
         y[rows, group.idx] = -_solve_rows(group.row_inv, np.dot(y, precision)[rows, group.idx])
         yp = np.dot(y, precision)
-        q = group.shared[1]
         np.dot(self.mu_shifted, yp.T, out=wlp)  # (K, n): (P y) . mu~_k
         wlp -= 0.5 * np.einsum("nd,nd->n", y, yp)
-        wlp -= 0.5 * q[group.pattern].T
-        wlp += self.offset[:, None]
-        wlp -= 0.5 * group.logdet[group.pattern].T
-        wlp += (0.5 * _LOG_2PI) * group.idx.shape[1]
+        wlp += group.const[group.pattern].T  # with -q_pk / 2
         return wlp, y
 
     def accumulate(self, acc, group: _Group, work, resp, lse, ws, weight=None) -> None:
@@ -373,7 +368,7 @@ class Marginal:
                 p = group.patterns
                 z = np.repeat(self.mu_shifted[None], len(p), axis=0)  # (P, K, D)
                 z[np.arange(len(p))[:, None, None], np.arange(k)[None, :, None],
-                  p[:, None, :]] -= group.shared[0]  # a pattern's features are distinct
+                  p[:, None, :]] -= group.shared  # a pattern's features are distinct
                 acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
                 z = z.reshape(-1, d)
                 acc.Sk += np.dot(z.T * group.mass.reshape(-1), z)
