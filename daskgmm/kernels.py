@@ -125,7 +125,7 @@ class _Model:
 
     def marginal(self) -> Marginal:
         """The marginals and conditionals for rows with missing features."""
-        return Marginal(self.means_f64, self.pc_f64, self.cov, self.offset)
+        return Marginal(self.means_f64, self.pc_f64, self.cov, self.offset, self.means.dtype)
 
     @property
     def block_rows(self) -> int:

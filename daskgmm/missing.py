@@ -148,7 +148,10 @@ class Marginal:
     dense precisions, one (D, D) per unit (component, or the one tied matrix).
     """
 
-    def __init__(self, means, precisions_cholesky, cov, offset):
+    def __init__(self, means, precisions_cholesky, cov, offset, dtype=np.float64):
+        #: the dtype of the per-component work of dense types (the data's, float32
+        #: or float64: as the complete rows' products; centring is in float64)
+        self.dtype = np.dtype(dtype)
         self.means = np.asarray(means, dtype=np.float64)
         self.n_components, self.n_features = self.means.shape
         self.cov = cov
@@ -175,6 +178,8 @@ class Marginal:
         elif not self.diagonal:
             units = cov.units(pc)  # (U, D, D), U = K or 1
             self.precisions = np.matmul(units, np.swapaxes(units, 1, 2))
+        if not self.diagonal:
+            self.work_precisions = self.precisions.astype(self.dtype, copy=False)
             if not cov.per_component:
                 # one precision for all: per row only products with P, and per
                 # pattern and component the rest (see _shared_terms), about the
@@ -274,11 +279,12 @@ class Marginal:
             return wlp, features
         if self.shared:
             return self._evaluate_shared(x, group, wlp)
-        diff = ws("m_diff", (k, n, d))
-        np.subtract(x.astype(np.float64, copy=False)[None], self.means[:, None, :], out=diff)
+        diff = ws("m_diff", (k, n, d), self.dtype)
+        np.subtract(x.astype(np.float64, copy=False)[None], self.means[:, None, :], out=diff,
+                    casting="same_kind")
         rows = np.arange(n)[:, None]
         diff[:, rows, group.idx] = 0.0  # d0: zero at the missing features
-        g = np.matmul(diff, self.precisions)  # P symmetric: rows of d0 P
+        g = np.matmul(diff, self.work_precisions)  # P symmetric: rows of d0 P
         maha = np.einsum("knd,knd->kn", diff, g)
         gm = g[:, rows, group.idx]  # (K, n, c)
         t = _solve_rows(np.swapaxes(group.inv[group.pattern], 0, 1), gm)  # (U, n, c, c) inverses
@@ -314,10 +320,11 @@ class Marginal:
         elif not self.diagonal:
             acc.add(work, resp, np.isfinite(lse), lse, ws, weight)
         if not self.diagonal:
-            n_patterns = len(group.patterns)
-            for j in range(self.n_components):  # resp now weighted, zero if left out
-                group.mass[:, j] += np.bincount(group.pattern, weights=resp[j],
-                                                minlength=n_patterns)
+            # resp now weighted, zero if left out: summed per pattern, one bincount
+            n_patterns, k = group.mass.shape
+            flat = group.pattern[None, :] * k + np.arange(k)[:, None]
+            group.mass += np.bincount(flat.ravel(), weights=resp.ravel(),
+                                      minlength=n_patterns * k).reshape(n_patterns, k)
             return
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
@@ -372,12 +379,13 @@ class Marginal:
                 acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
                 z = z.reshape(-1, d)
                 acc.Sk += np.dot(z.T * group.mass.reshape(-1), z)
-            n_patterns = len(group.patterns)
-            inv = group.inv if group.inv.shape[1] == k else np.broadcast_to(
-                group.inv, (n_patterns, k) + group.inv.shape[2:])
-            contrib = group.mass[:, :, None, None] * inv  # (P, K, c, c)
+            # one precision for all (tied): the components' masses summed first
+            units = group.inv.shape[1]
+            mass = group.mass if units == k else group.mass.sum(axis=1, keepdims=True)
+            contrib = mass[:, :, None, None] * group.inv  # (P, U, c, c)
             p = group.patterns
-            flat = (np.arange(k)[None, :, None, None] * d * d
+            flat = (np.arange(units)[None, :, None, None] * d * d
                     + p[:, None, :, None] * d + p[:, None, None, :])
-            dense += np.bincount(flat.ravel(), weights=contrib.ravel(), minlength=k * d * d)
+            dense[: units * d * d] += np.bincount(flat.ravel(), weights=contrib.ravel(),
+                                                  minlength=units * d * d)
         acc.Sk += self.cov.moment_of_dense(dense.reshape(k, d, d))
