@@ -313,7 +313,8 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     if len(incomplete):
         size = StatsLayout(model.n_components, model.n_features, covariance_type).size
         stats[:, :size] += _incomplete_statistics(
-            block[incomplete], model, covariance_type, None if sw is None else sw[incomplete])
+            np.take(block, incomplete, axis=0), model, covariance_type,
+            None if sw is None else sw[incomplete])
     return stats
 
 
@@ -497,7 +498,7 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     for group in marginal.groups(rows, keep_empty):
         for start in range(0, len(group.rows), _MISSING_ROWS):
             part = group[start : start + _MISSING_ROWS]
-            yield part, *marginal.evaluate(rows[part.rows], part, ws)
+            yield part, *marginal.evaluate(np.take(rows, part.rows, axis=0), part, ws)
 
 
 def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type, marginalize=False):

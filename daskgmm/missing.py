@@ -251,9 +251,9 @@ class Marginal:
                 else:
                     unit_inv = np.ascontiguousarray(np.swapaxes(inv, 0, 1), dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
-                out.append(_Group(rows, self.n_features, patterns[pattern], pattern, patterns,
-                                  inv, np.ascontiguousarray(np.broadcast_to(const, mass.shape)),
-                                  mass, h, unit_inv))
+                const = np.ascontiguousarray(np.broadcast_to(const, mass.shape))
+                out.append(_Group(rows, self.n_features, np.take(patterns, pattern, axis=0),
+                                  pattern, patterns, inv, const, mass, h, unit_inv))
         self._groups = out
         return out
 
@@ -365,11 +365,14 @@ class Marginal:
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
             y[left_out] = 0.0
-        rho = resp.sum(axis=0)
-        cross = np.dot(y.T, self._zbar(group, resp))
+        # rho y y^T - y zbar^T - zbar y^T = y^T w + w^T y with w = rho y / 2 - zbar
+        w = self._zbar(group, resp)
+        np.subtract(y * (0.5 * resp.sum(axis=0))[:, None], w, out=w)
+        half = np.dot(y.T, w)
         acc.nk += resp.sum(axis=1)
         acc.sk += np.dot(resp, y)
-        acc.Sk += np.dot(y.T * rho, y) - cross - cross.T
+        acc.Sk += half
+        acc.Sk += half.T
 
     def expected(self, group: _Group, work, resp) -> np.ndarray:
         """``sum_k r_nk E[x | x_o, k]`` of one sub-block's rows, (n, D) (only its
@@ -393,8 +396,8 @@ class Marginal:
             if self.shared:  # the parts of sum_k r e e^T in z alone (_accumulate_shared)
                 p = group.patterns
                 z = np.repeat(self.mu_shifted[None], len(p), axis=0)  # (P, K, D)
-                z[np.arange(len(p))[:, None, None], np.arange(k)[None, :, None],
-                  p[:, None, :]] -= group.shared  # a pattern's features are distinct
+                at = (np.arange(len(p) * k) * d).reshape(len(p), k, 1) + p[:, None, :]
+                z.reshape(-1)[at] -= group.shared  # a pattern's features are distinct
                 acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
                 z = z.reshape(-1, d)
                 acc.Sk += np.dot(z.T * group.mass.reshape(-1), z)
