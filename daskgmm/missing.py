@@ -130,7 +130,8 @@ def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _solve_rows(inv: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``inv[..., n, :, :] @ b[..., n, :]`` for small matrices: a sum over their
-    ``c`` columns (fewer NumPy steps than a stacked matmul of tiny matrices)."""
+    ``c`` columns (fewer NumPy steps than a stacked matmul of tiny matrices, or
+    than the same sum over rows, measured)."""
     out = inv[..., 0] * b[..., :1]
     for j in range(1, b.shape[-1]):
         out += inv[..., j] * b[..., j : j + 1]
@@ -299,7 +300,7 @@ class Marginal:
             wlp += self.constant[:, None]
             return wlp, features
         if self.shared:
-            return self._evaluate_shared(x, group, wlp)
+            return self._evaluate_shared(x, group, wlp, ws)
         diff = ws("m_diff", (k, n, d), self.dtype)
         np.subtract(x.astype(np.float64, copy=False)[None], self.means[:, None, :], out=diff,
                     casting="same_kind")
@@ -315,11 +316,12 @@ class Marginal:
         wlp += np.take(group.const, group.pattern, axis=0).T
         return wlp, diff
 
-    def _evaluate_shared(self, x, group, wlp):
+    def _evaluate_shared(self, x, group, wlp, ws):
         """:meth:`evaluate` for one shared precision (:meth:`_shared_terms`): the work
         is ``y`` (n, D)."""
         precision = self.precisions[0]
-        y = np.subtract(x, self.shift, dtype=np.float64)
+        y = ws("m_y", x.shape)
+        np.subtract(x, self.shift, out=y, dtype=np.float64)
         group.put(y, 0.0)
         group.row_inv = np.take(group.unit_inv, group.pattern, axis=0)  # (n, c, c)
         group.put(y, -_solve_rows(group.row_inv, group.take(np.dot(y, precision))))
