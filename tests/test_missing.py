@@ -152,6 +152,52 @@ def test_without_nan_marginalize_is_bitwise_the_default(covariance_type):
     assert a.lower_bounds_ == b.lower_bounds_
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_a_chunk_longer_than_a_sub_block_equals_its_parts(covariance_type, dtype):
+    """Past its first rows with NaN, a chunk sets such rows aside before the work
+    (compacted sub-blocks) and leaves rows of +inf and -inf (whose sum is NaN
+    too) to the count of non-finite rows: the statistics, the counts and the
+    worst rows equal those of the chunk cut into pieces that never get there."""
+    from daskgmm import kernels
+    X = holes(blobs(n=40_000, d=4, seed=5)[0], rate=0.1, seed=5, empty_rows=(3, 30_000))
+    X[25_000] = [np.inf, -np.inf, 1.0, 1.0]  # no NaN, yet its features sum to NaN
+    X = X.astype(dtype)
+    p = random_params(covariance_type, k=3, d=4)
+    args = (p.weights, p.means, p.precisions_cholesky, covariance_type)
+    with np.errstate(invalid="ignore"):  # the inf row's products
+        whole = kernels.chunk_statistics(X, *args, 4, True)[0]
+        pieces = [kernels.chunk_statistics(X[i : i + 100], *args, 4, True)[0]
+                  for i in range(0, len(X), 100)]
+    size = len(whole) - 4 * 5  # then the 4 worst rows: [log-likelihood, 4 features]
+    np.testing.assert_allclose(whole[:size], np.sum([q[:size] for q in pieces], axis=0),
+                               rtol=2e-5 if dtype == np.float32 else 1e-11)  # float32 sums
+    assert whole[2] == 1  # the inf row
+    assert whole[4] == np.isnan(X).all(axis=1).sum() >= 2  # rows with every feature missing
+    worst = np.concatenate([q[size:].reshape(4, 5) for q in pieces])
+    worst = worst[np.argsort(worst[:, 0], kind="stable")[:4]]
+    np.testing.assert_array_equal(whole[size:].reshape(4, 5), worst)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_rows_with_nan_far_from_the_origin_stay_accurate(covariance_type):
+    """Means at 1e4 with unit spread: float32 rows with NaN are centred in float64
+    before their float32 products, so their statistics (about the means) keep the
+    precision of the spread, not of the offset."""
+    from daskgmm import kernels
+    X = holes(blobs(n=6000, d=4, seed=6)[0], rate=0.2, seed=6, empty_rows=())
+    p = random_params(covariance_type, k=3, d=4)
+    X += 1e4
+    p = GMMParams(p.weights, p.means + 1e4, p.covariances, p.precisions_cholesky,
+                  covariance_type)
+    X32 = X.astype(np.float32)
+    args = (p.weights, p.means, p.precisions_cholesky, covariance_type)
+    single = kernels.chunk_statistics(X32, *args, 0, True)[0]
+    double = kernels.chunk_statistics(X32.astype(np.float64), *args, 0, True)[0]
+    scale = np.abs(double) + np.sqrt(len(X))  # sums of unit-sized values
+    assert np.max(np.abs(single - double) / scale) < 1e-5
+
+
 def test_the_modes_and_the_deprecated_dropna():
     X = several_patterns(n=600)
     with pytest.raises(ValueError, match="missing='marginalize'"):
