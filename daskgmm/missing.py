@@ -138,6 +138,25 @@ def _solve_rows(inv: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sorted_patterns(codes: np.ndarray):
+    """The rows sorted by pattern (stable: by row within a pattern), one row of
+    each pattern in the order of their keys, and the pattern of each sorted row:
+    ``(order, first, ids)``."""
+    order = np.argsort(codes, kind="stable")  # a radix sort for keys of 16 bits or less
+    key = codes[order]
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    return order, order[new], np.cumsum(new) - 1
+
+
+def _segment_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] += values[:, ids == i].sum(axis=1)`` for non-decreasing ``ids``:
+    ``values`` (K, n), ``out`` (n_ids, K)."""
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    out[ids[starts]] += np.add.reduceat(values, starts, axis=1).T
+
+
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
     """One sortable key per row's missing-feature mask: its bits packed into an
     unsigned integer (up to 64 features), or into bytes compared as one value beyond."""
@@ -217,18 +236,18 @@ class Marginal:
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
         ``n_without_nan`` the rows with none."""
         miss = np.isnan(block)
-        # the patterns (sorted by their key), each row's, and their sizes
-        _, first, inverse = np.unique(_pattern_codes(miss), return_index=True,
-                                      return_inverse=True)
-        masks = miss[first]
+        order, first, ids = _sorted_patterns(_pattern_codes(miss))
+        masks = miss[first]  # the patterns, in the order of their keys
         sizes = masks.sum(axis=1)
-        counts = np.bincount(inverse, minlength=len(first))
+        counts = np.bincount(ids, minlength=len(first))
         self.n_without_nan = int(counts[sizes == 0].sum())
         self.n_empty = int(counts[sizes == self.n_features].sum())
         usable = (sizes > 0) & (keep_empty | (sizes < self.n_features))
-        row_sizes = sizes[inverse]
+        row_sizes = sizes[ids]  # of the rows in ``order``
         if self.diagonal:
-            out = [_Group(np.flatnonzero(usable[inverse]), self.n_features)]
+            usable_rows = np.empty(len(ids), dtype=bool)
+            usable_rows[order] = usable[ids]
+            out = [_Group(np.flatnonzero(usable_rows), self.n_features)]
         else:
             out = []
             renumber = np.empty(len(first), dtype=np.intp)
@@ -236,8 +255,10 @@ class Marginal:
                 chosen = np.flatnonzero(sizes == c)
                 patterns = np.nonzero(masks[chosen])[1].reshape(len(chosen), c)
                 renumber[chosen] = np.arange(len(chosen))
-                rows = np.flatnonzero(row_sizes == c)
-                pattern = renumber[inverse[rows]]
+                # the rows of c missing features, pattern by pattern (``pattern``
+                # non-decreasing: per-pattern sums are sums over segments)
+                at = np.flatnonzero(row_sizes == c)
+                rows, pattern = order[at], renumber[ids[at]]
                 # P_mm of every pattern and unit: (n_patterns, U, c, c)
                 sub = np.swapaxes(
                     self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
@@ -341,11 +362,7 @@ class Marginal:
         elif not self.diagonal:
             acc.add(work, resp, np.isfinite(lse), lse, ws, weight)
         if not self.diagonal:
-            # resp now weighted, zero if left out: summed per pattern, one bincount
-            n_patterns, k = group.mass.shape
-            flat = group.pattern[None, :] * k + np.arange(k)[:, None]
-            group.mass += np.bincount(flat.ravel(), weights=resp.ravel(),
-                                      minlength=n_patterns * k).reshape(n_patterns, k)
+            _segment_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
             return
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
@@ -389,25 +406,36 @@ class Marginal:
     def finish(self, acc) -> None:
         """Add ``sum_n r_nk Cov[x_m | x_o, k]`` of every row accumulated (dense types;
         the diagonal ones added theirs in :meth:`accumulate`) to ``acc``'s second
-        moments: per pattern, its summed responsibilities times ``P_mm^-1``."""
+        moments: per pattern, its summed responsibilities times ``P_mm^-1``. With
+        one shared precision, add the parts of the statistics in ``z`` alone too
+        (:meth:`_accumulate_shared`), from ``z_pk = mu~_k - [h_pk at m]``::
+
+            sum_pk M_pk z_pk z_pk^T = sum_k M_k mu~_k mu~_k^T - (C + C^T) + H,
+            C = sum_pk M_pk mu~_k [h_pk at m]^T,  H = sum_pk M_pk [h_pk h_pk^T at m, m]
+        """
         if self.diagonal:
             return
         k, d = self.means.shape
         dense = np.zeros(k * d * d)
+        mu = self.mu_shifted
         for group in self._groups:
-            if self.shared:  # the parts of sum_k r e e^T in z alone (_accumulate_shared)
-                p = group.patterns
-                z = np.repeat(self.mu_shifted[None], len(p), axis=0)  # (P, K, D)
-                at = (np.arange(len(p) * k) * d).reshape(len(p), k, 1) + p[:, None, :]
-                z.reshape(-1)[at] -= group.shared  # a pattern's features are distinct
-                acc.sk -= np.einsum("pk,pkd->kd", group.mass, z)
-                z = z.reshape(-1, d)
-                acc.Sk += np.dot(z.T * group.mass.reshape(-1), z)
-            # one precision for all (tied): the components' masses summed first
+            p, mass = group.patterns, group.mass  # (P, c), (P, K)
             units = group.inv.shape[1]
-            mass = group.mass if units == k else group.mass.sum(axis=1, keepdims=True)
-            contrib = mass[:, :, None, None] * group.inv  # (P, U, c, c)
-            p = group.patterns
+            if units == k:
+                contrib = mass[:, :, None, None] * group.inv  # (P, K, c, c)
+            else:  # one precision for all (tied): the components' masses summed first
+                contrib = mass.sum(axis=1)[:, None, None, None] * group.inv  # (P, 1, c, c)
+            if self.shared:
+                mh = mass[:, :, None] * group.shared  # (P, K, c)
+                n_k = mass.sum(axis=0)
+                acc.sk -= n_k[:, None] * mu
+                acc.sk += np.bincount((np.arange(k)[None, :, None] * d + p[:, None, :]).ravel(),
+                                      weights=mh.ravel(), minlength=k * d).reshape(k, d)
+                w = np.dot(np.swapaxes(mh, 1, 2).reshape(-1, k), mu)  # (P c, D): rows of C^T
+                ct = np.bincount((p.reshape(-1, 1) * d + np.arange(d)).ravel(), weights=w.ravel(),
+                                 minlength=d * d).reshape(d, d)
+                acc.Sk += np.dot(mu.T * n_k, mu) - ct - ct.T
+                contrib[:, 0] += np.einsum("pki,pkj->pij", mh, group.shared)  # H
             flat = (np.arange(units)[None, :, None, None] * d * d
                     + p[:, None, :, None] * d + p[:, None, None, :])
             dense[: units * d * d] += np.bincount(flat.ravel(), weights=contrib.ravel(),
