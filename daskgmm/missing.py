@@ -22,12 +22,18 @@ covariance:
 * ``log det S_oo = log det S + log det P_mm``.
 
 So a row costs one product with ``P`` per component (as a complete row's
-distance does) and a ``|m|``-sized solve. Rows are grouped by their number of
-missing features, and within that by pattern: each pattern's ``P_mm`` of every
-component is inverted once per chunk, all patterns at once (batched LAPACK).
-Diagonal covariances (diag, spherical) need no factorisation: ``t = 0``
-(``E[x_m | x_o] = mu_m``) and the conditional covariance is the variances of
-``m``.
+distance does) and a ``|m|``-sized solve. Rows are sorted by pattern (one
+stable sort of the packed masks per chunk) and grouped by their number of
+missing features: each pattern's ``P_mm`` of every component is inverted once
+per chunk, all patterns at once (a Cholesky vectorised over them). With one
+shared precision (tied) a row needs no per-component work at all: its filled
+row ``y`` is the same under every component up to a term per pattern and
+component (see :meth:`Marginal._shared_terms`). Diagonal covariances (diag,
+spherical) need no factorisation: ``t = 0`` (``E[x_m | x_o] = mu_m``) and the
+conditional covariance is the variances of ``m``. The gaps of a sub-block are
+read and written by flat positions (``np.take``), several times faster than
+indexing by row and column; float32 data keep the per-component products of
+dense types in float32, centred in float64 first.
 """
 
 from __future__ import annotations
