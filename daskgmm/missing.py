@@ -100,6 +100,8 @@ class _Group:
 
     def put(self, a: np.ndarray, values) -> None:
         """Set the missing entries of ``a`` (..., n, D) of this sub-block to ``values``."""
+        if not a.flags.c_contiguous:  # its reshape would be a copy, and the store lost
+            raise ValueError("put needs a C-contiguous work array")
         a.reshape(a.shape[:-2] + (-1,))[..., self.flat] = values
 
 
@@ -150,9 +152,14 @@ def _sorted_patterns(codes: np.ndarray):
     ``(order, first, ids)``."""
     order = np.argsort(codes, kind="stable")  # a radix sort for keys of 16 bits or less
     key = codes[order]
+    if key.dtype.kind == "V":  # masks of more than 64 features: compared byte by byte
+        key = key.view(np.uint8).reshape(len(key), -1)
     new = np.empty(len(key), dtype=bool)
     new[:1] = True
-    np.not_equal(key[1:], key[:-1], out=new[1:])
+    if key.ndim == 1:
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+    else:
+        np.any(key[1:] != key[:-1], axis=1, out=new[1:])
     return order, order[new], np.cumsum(new) - 1
 
 

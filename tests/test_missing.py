@@ -179,6 +179,23 @@ def test_a_chunk_longer_than_a_sub_block_equals_its_parts(covariance_type, dtype
     np.testing.assert_array_equal(whole[size:].reshape(4, 5), worst)
 
 
+@pytest.mark.parametrize("n_features", [3, 12, 70])
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_rows_grouped_by_pattern_equal_rows_alone(covariance_type, n_features):
+    """The patterns' keys (one integer up to 64 features, bytes beyond) group the
+    rows right: a chunk's statistics equal the sum of its rows' taken one by one."""
+    from daskgmm import kernels
+    rng = np.random.default_rng(n_features)
+    X = rng.normal(size=(300, n_features))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[::5] = np.where(np.isnan(X[3]), np.nan, X[::5])  # shared patterns
+    p = random_params(covariance_type, k=2, d=n_features)
+    args = (p.weights, p.means, p.precisions_cholesky, covariance_type)
+    whole = kernels.chunk_statistics(X, *args, 0, True)[0]
+    rows = np.sum([kernels.chunk_statistics(x[None], *args, 0, True)[0] for x in X], axis=0)
+    np.testing.assert_allclose(whole, rows, rtol=1e-10, atol=1e-9)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_float32_rows_with_nan_far_from_the_origin_stay_accurate(covariance_type):
     """Means at 1e4 with unit spread: float32 rows with NaN are centred in float64
