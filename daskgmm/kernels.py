@@ -58,8 +58,6 @@ _WORKSET_ELEMENTS = 1 << 18
 #: Bytes of the work arrays of an expansion per sub-block.
 _EXPANDED_BYTES = 1 << 21
 _LOG_2PI = math.log(2.0 * math.pi)
-#: Rows with missing features per sub-block (their work arrays are (K, rows, D)).
-_MISSING_ROWS = 2048
 
 
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
@@ -496,8 +494,9 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     :meth:`~daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
     for group in marginal.groups(rows, keep_empty):
-        for start in range(0, len(group.rows), _MISSING_ROWS):
-            part = group[start : start + _MISSING_ROWS]
+        step = marginal.block_rows
+        for start in range(0, len(group.rows), step):
+            part = group[start : start + step]
             yield part, *marginal.evaluate(np.take(rows, part.rows, axis=0), part, ws)
 
 
@@ -564,9 +563,10 @@ def chunk_impute(block, weights, means, precisions_cholesky, covariance_type):
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     rows = block[incomplete]
     marginal = model.marginal()
-    for group, wlp, work in _marginal_sub_blocks(model, rows, Workspace(), marginal):
+    ws = Workspace()
+    for group, wlp, work in _marginal_sub_blocks(model, rows, ws, marginal):
         _normalise_in_place(wlp)
-        expected = marginal.expected(group, work, wlp)
+        expected = marginal.expected(group, work, wlp, ws)
         r = incomplete[group.rows]
         out[r] = np.where(np.isnan(out[r]), expected, out[r])
     return out
