@@ -14,8 +14,15 @@ memory) are timed on:
 Seconds per 1,000,000 rows, medians of ``--repeats`` runs of the three in turn
 (a drift of the machine's speed affects them alike), and the ratios.
 
+Then whole EM iterations of ``GaussianMixture`` (``--fit-rows`` x 16 in memory,
+chunks of ``--rows``, the threaded scheduler on every core, from the same
+means): seconds per iteration on the complete rows and on the same rows with
+holes, each the median of the iterations' times (``verbose=2``) over
+``--fit-repeats`` fits of ``--iterations`` iterations, the two fitted in turn.
+
     python benchmarks/bench_missing.py
     python benchmarks/bench_missing.py --rows 500000 --covariance-type full
+    python benchmarks/bench_missing.py --fit-rows 0      # the kernels only
 """
 
 from __future__ import annotations
@@ -24,10 +31,14 @@ import argparse
 import statistics
 import time
 
+import dask
+import dask.array as da
 import numpy as np
+from bench_em import timed_fit
 from bench_kernels import TYPES, problem
 from threadpoolctl import threadpool_limits
 
+import daskgmm
 from daskgmm import kernels
 
 
@@ -56,6 +67,19 @@ def interleaved_medians(fns, repeats):
     return [statistics.median(t) for t in times]
 
 
+def iteration_seconds(X, means, covariance_type, missing, iterations, chunk_rows):
+    """Median seconds of an EM iteration of ``GaussianMixture`` on ``X`` (in memory,
+    threaded scheduler), from ``means``."""
+    data = da.from_array(X, chunks=(chunk_rows, X.shape[1])).persist()
+
+    def make(**kw):
+        return daskgmm.GaussianMixture(len(means), covariance_type=covariance_type,
+                                       means_init=means, missing=missing, **kw)
+
+    with dask.config.set(scheduler="threads"):
+        return timed_fit(make, data, iterations)[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=250_000)
@@ -66,6 +90,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--covariance-type", choices=TYPES, action="append")
     ap.add_argument("--dtype", choices=["float64", "float32"], action="append")
+    ap.add_argument("--fit-rows", type=int, default=1_000_000,
+                    help="rows of the whole-iteration comparison (0: skip it)")
+    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument("--fit-repeats", type=int, default=3)
     args = ap.parse_args()
     n, d, k = args.rows, args.features, args.components
     per_m = 1e6 / n
@@ -85,6 +113,23 @@ def main():
                 print(f"{dtype + ' ' + cov:18} {base * per_m:9.3f} {opt * per_m:9.3f} "
                       f"{opt / base - 1:+9.1%} {holes * per_m:9.3f} {holes / base:6.2f}x",
                       flush=True)
+    if not args.fit_rows:
+        return
+    print(f"\nEM iterations of GaussianMixture, {args.fit_rows} x {d}, K={k}, chunks of {n} rows, "
+          f"threaded scheduler; seconds per iteration, median over {args.fit_repeats} fits of "
+          f"{args.iterations} iterations")
+    print(f"{'':18} {'complete':>9} {'with NaN':>9} {'ratio':>7}")
+    for dtype in args.dtype or ["float64", "float32"]:
+        for cov in args.covariance_type or TYPES:
+            X, params, _ = problem(args.fit_rows, d, k, cov, np.dtype(dtype))
+            Xm = with_holes(X, args.fraction, args.most)
+            times = [[], []]
+            for _ in range(args.fit_repeats):
+                for data, missing, t in ((X, "raise", times[0]), (Xm, "marginalize", times[1])):
+                    t.append(iteration_seconds(data, params[1], cov, missing, args.iterations, n))
+            full, holes = (statistics.median(t) for t in times)
+            print(f"{dtype + ' ' + cov:18} {full:9.3f} {holes:9.3f} {holes / full:6.2f}x",
+                  flush=True)
 
 
 if __name__ == "__main__":
