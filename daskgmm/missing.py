@@ -222,14 +222,18 @@ class Marginal:
             # (K, D) precisions: the squares of the Cholesky factors' diagonals
             p = np.broadcast_to(np.reshape(pc, (self.n_components, -1)) ** 2, self.means.shape)
             p = np.ascontiguousarray(p)
-            # log-probs as one product with the features [x~0^2, x~0, o] of a row
+            # log-probs as one product with the features [x~0^2, x~0, o, 1] of a row
             # (x~0: x - c with zeros at the missing features, o: 1 where observed),
             # where that is as exact as the complete rows' Expansion
             self.diagonal = Expansion.close_enough(np.einsum("kd,kd->k", mu * mu, p))
             self.precision_diag = p
             self.coef = np.concatenate(
                 [-0.5 * p, mu * p, -0.5 * mu * mu * p + 0.5 * np.log(p) - 0.5 * _LOG_2PI], axis=1)
-            self.constant = offset - 0.5 * np.log(p).sum(axis=1) + 0.5 * self.n_features * _LOG_2PI
+            constant = offset - 0.5 * np.log(p).sum(axis=1) + 0.5 * self.n_features * _LOG_2PI
+            self.coef = np.concatenate([self.coef, constant[:, None]], axis=1)  # feature 1
+            #: the sub-blocks' sums of r [x~0^2, x~0, o, 1], (K, 3D + 1): the statistics
+            #: are linear in them, and are taken once, in finish
+            self.sums = np.zeros(self.coef.shape)
         if not self.diagonal and cov.unit_ndim < 2:  # means too far apart: as dense ones
             self.precisions = self.precision_diag[:, :, None] * np.eye(self.n_features)
         elif not self.diagonal:
@@ -340,15 +344,15 @@ class Marginal:
         n = len(x)
         wlp = ws("m_wlp", (k, n))
         if self.diagonal:
-            features = ws("m_features", (3 * d, n))
-            x0, gap = features[d : 2 * d], features[2 * d :]
+            features = ws("m_features", (3 * d + 1, n))
+            x0, gap = features[d : 2 * d], features[2 * d : 3 * d]
             np.subtract(x.T, self.shift[:, None], out=x0, dtype=np.float64)
             miss = np.isnan(x0)  # the rows' NaN, and only theirs
             np.logical_not(miss, out=gap, casting="unsafe")
             np.copyto(x0, 0.0, where=miss)
             np.square(x0, out=features[:d])
+            features[3 * d] = 1.0
             np.dot(self.coef, features, out=wlp)
-            wlp += self.constant[:, None]
             return wlp, features
         if self.shared:
             return self._evaluate_shared(x, group, wlp, ws)
@@ -408,14 +412,7 @@ class Marginal:
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
             work[:, left_out] = 0.0
-        d = self.n_features
-        sums = np.dot(resp, work.T)  # (K, 3D): sums of r x~0^2, r x~0, r o
-        nk = resp.sum(axis=1)
-        sq, lin, seen = sums[:, :d], sums[:, d : 2 * d], sums[:, 2 * d :]
-        mu = self.mu_shifted
-        acc.nk += nk
-        acc.sk += lin - mu * seen  # E[x_m | x_o] = mu_m: only the observed part moves
-        acc.Sk += sq - 2.0 * mu * lin + mu * mu * seen + (nk[:, None] - seen) / self.precision_diag
+        self.sums += np.dot(resp, work.T)  # sums of r x~0^2, r x~0, r o, r
 
     def _accumulate_shared(self, acc, group, y, resp, lse, weight, ws):
         """:meth:`accumulate` for one shared precision: with ``e_nk = y_n - z_pk``,
@@ -446,18 +443,25 @@ class Marginal:
         return np.einsum("kn,knd->nd", resp, work) + np.dot(resp.T, self.means)
 
     def finish(self, acc) -> None:
-        """Add ``sum_n r_nk Cov[x_m | x_o, k]`` of every row accumulated (dense types;
-        the diagonal ones added theirs in :meth:`accumulate`) to ``acc``'s second
-        moments: per pattern, its summed responsibilities times ``P_mm^-1``. With
+        """Add ``sum_n r_nk Cov[x_m | x_o, k]`` of every row accumulated to ``acc``'s
+        second moments: per pattern, its summed responsibilities times ``P_mm^-1``
+        (diagonal types: the variances of the missing features, with the
+        statistics themselves, from the sums of :meth:`accumulate`). With
         one shared precision, add the parts of the statistics in ``z`` alone too
         (:meth:`_accumulate_shared`), from ``z_pk = mu~_k - [h_pk at m]``::
 
             sum_pk M_pk z_pk z_pk^T = sum_k M_k mu~_k mu~_k^T - (C + C^T) + H,
             C = sum_pk M_pk mu~_k [h_pk at m]^T,  H = sum_pk M_pk [h_pk h_pk^T at m, m]
         """
-        if self.diagonal:
-            return
         k, d = self.means.shape
+        if self.diagonal:
+            sq, lin, seen = self.sums[:, :d], self.sums[:, d : 2 * d], self.sums[:, 2 * d : 3 * d]
+            nk, mu = self.sums[:, 3 * d], self.mu_shifted
+            acc.nk += nk
+            acc.sk += lin - mu * seen  # E[x_m | x_o] = mu_m: only the observed part moves
+            acc.Sk += (sq - 2.0 * mu * lin + mu * mu * seen
+                       + (nk[:, None] - seen) / self.precision_diag)
+            return
         dense = np.zeros(k * d * d)
         mu = self.mu_shifted
         for group in self._groups:
