@@ -227,10 +227,10 @@ class Marginal:
             # where that is as exact as the complete rows' Expansion
             self.diagonal = Expansion.close_enough(np.einsum("kd,kd->k", mu * mu, p))
             self.precision_diag = p
-            self.coef = np.concatenate(
-                [-0.5 * p, mu * p, -0.5 * mu * mu * p + 0.5 * np.log(p) - 0.5 * _LOG_2PI], axis=1)
             constant = offset - 0.5 * np.log(p).sum(axis=1) + 0.5 * self.n_features * _LOG_2PI
-            self.coef = np.concatenate([self.coef, constant[:, None]], axis=1)  # feature 1
+            self.coef = np.concatenate(
+                [-0.5 * p, mu * p, -0.5 * mu * mu * p + 0.5 * np.log(p) - 0.5 * _LOG_2PI,
+                 constant[:, None]], axis=1)
             #: the sub-blocks' sums of r [x~0^2, x~0, o, 1], (K, 3D + 1): the statistics
             #: are linear in them, and are taken once, in finish
             self.sums = np.zeros(self.coef.shape)
