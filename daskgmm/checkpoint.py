@@ -534,6 +534,11 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         raise CheckpointError(f"{path!s}: dtype {fitted.get('dtype')!r} is not float32 or float64")
     fitted["recoveries_"] = list(check_recoveries(fitted.get("recoveries_", []), str(path)))
     cov_type, k, d = _dimensions(meta.get("params"), fitted.get("n_features_in_"), str(path))
+    names = fitted.get("feature_names_in_")
+    if names is not None and not (isinstance(names, list) and len(names) == d
+                                  and all(isinstance(n, str) for n in names)):
+        raise CheckpointError(f"{path!s}: feature_names_in_ must be a list of {d} strings "
+                              f"(one per feature), got {str(names)[:200]}")
     params = _read_params(root, meta["digests"], cov_type, k, d, str(path))
     return params, meta["params"], fitted
 

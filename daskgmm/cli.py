@@ -57,9 +57,11 @@ def _csv(value: str | None):
     return None if value is None else [v for v in value.split(",") if v]
 
 
-def _open_data(path: str, args, exclude=()):
+def _open_data(path: str, args, exclude=(), order=None):
     """The data argument as the estimator takes it: a Zarr path, or an xarray object
-    (a Dataset without the variables in ``exclude``)."""
+    (a Dataset without the variables in ``exclude``). ``order``: a model's feature
+    names, which a Dataset's variables follow when it has them all (a store lists
+    its variables in no set order)."""
     if getattr(args, "variable", None) or getattr(args, "dataset", False):
         import xarray as xr
 
@@ -74,6 +76,8 @@ def _open_data(path: str, args, exclude=()):
                 )
             return ds[args.variable]
         names = _csv(args.variables) or list(ds.data_vars)
+        if not args.variables and order is not None and set(order) <= set(names):
+            names = list(order)
         return ds[[n for n in names if n not in exclude]]
     return path
 
@@ -232,12 +236,14 @@ def _write_zarr(result, path: str, overwrite: bool, kind: str) -> None:
     import dask.array as da
     import zarr
 
-    check_output(path, parameter="-o/--output", replaceable=("labels", "probabilities"),
+    check_output(path, parameter="-o/--output", replaceable=("labels", "probabilities", "imputed"),
                  overwrite=overwrite, how="pass --overwrite")
 
     def write(where):
-        if hasattr(result, "to_dataset"):  # xarray
+        if hasattr(result, "to_dataset"):  # xarray DataArray
             result.to_dataset().to_zarr(where, mode="w-", consolidated=False)
+        elif hasattr(result, "data_vars"):  # xarray Dataset (imputed in its own layout)
+            result.to_zarr(where, mode="w-", consolidated=False)
         else:
             da.to_zarr(result, where)
         zarr.open(store=where, mode="r+").attrs["daskgmm"] = {"kind": kind, "format": 1}
@@ -246,6 +252,17 @@ def _write_zarr(result, path: str, overwrite: bool, kind: str) -> None:
 
 
 def _cmd_predict(args) -> int:
+    kind = "probabilities" if args.proba else "labels"
+    return _map_model(args, kind, lambda gm, data: gm.predict_proba(data) if args.proba
+                      else gm.predict(data))
+
+
+def _cmd_impute(args) -> int:
+    return _map_model(args, "imputed", lambda gm, data: gm.impute(data))
+
+
+def _map_model(args, kind: str, apply) -> int:
+    """``apply(model, data)`` (predict, predict_proba, impute), written to ``-o``."""
     import dask.array as da
 
     from .estimator import load
@@ -255,14 +272,13 @@ def _cmd_predict(args) -> int:
     for name, value in _estimator_xarray_options(args).items():
         if value is not None:
             setattr(gm, name, value)
-    data = _open_data(args.data, args)
+    data = _open_data(args.data, args, order=getattr(gm, "feature_names_in_", None))
     with _cluster(args) as client:
         _announce(client)
-        result = gm.predict_proba(data) if args.proba else gm.predict(data)
-        if not isinstance(result, da.Array) and not hasattr(result, "to_dataset"):
+        result = apply(gm, data)
+        if not isinstance(result, da.Array) and not hasattr(result, "dims"):
             result = da.from_array(result)
         t0 = time.perf_counter()
-        kind = "probabilities" if args.proba else "labels"
         _write_zarr(result, args.output, args.overwrite, kind)
     logger.info("%s written to %s in %.1f s", kind, args.output, time.perf_counter() - t0)
     return 0
@@ -460,6 +476,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_options(pred)
     _add_xarray_options(pred)
     pred.set_defaults(func=_cmd_predict)
+
+    imp = sub.add_parser(
+        "impute", help="write a data set with its missing values (NaN) filled to Zarr",
+        description="Replace each NaN of DATA by its conditional expectation under MODEL "
+        "given the row's observed features, chunk by chunk.")
+    imp.add_argument("model", metavar="MODEL", help="a model written by 'daskgmm fit --output'")
+    imp.add_argument("data", metavar="DATA", help="Zarr array path or URL")
+    imp.add_argument("-o", "--output", required=True, metavar="PATH", help="Zarr path for the result")
+    imp.add_argument("--overwrite", action="store_true", help="replace what is at --output")
+    _add_cluster_options(imp)
+    _add_xarray_options(imp)
+    imp.set_defaults(func=_cmd_impute)
 
     insp = sub.add_parser("inspect", help="summarise a checkpoint or a model",
                           description="Status, iteration, lower bounds and shapes of a checkpoint or model.")

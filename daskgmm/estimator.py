@@ -564,6 +564,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             "recoveries_": [dict(e) for e in getattr(self, "recoveries_", [])],
             "dtype": str(self.means_.dtype),
         }
+        if hasattr(self, "feature_names_in_"):  # checked again when the model is used
+            fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         # locally a new sibling path, switched in; at a URL the model itself, replaced only
         # if it is one (zarr's "w" would delete whatever else lies under the path)
         replace_atomically(path, lambda where: ckpt.write_model(
@@ -586,6 +588,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         gm = cls(**simple)
         gm._set_params_attributes(params, np.dtype(fitted.get("dtype", "float64")))
         gm.n_features_in_ = params.n_features
+        if fitted.get("feature_names_in_") is not None:
+            gm.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         gm.converged_ = bool(fitted.get("converged_", False))
         gm.n_iter_ = int(fitted.get("n_iter_", 0))
         gm.lower_bounds_ = list(fitted.get("lower_bounds_", []))

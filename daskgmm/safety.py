@@ -34,9 +34,10 @@ __all__ = [
 ]
 
 #: What daskgmm writes, by the kind recorded in its ``daskgmm`` attribute.
-DASKGMM_KINDS = ("model", "checkpoint", "labels", "probabilities")
+DASKGMM_KINDS = ("model", "checkpoint", "labels", "probabilities", "imputed")
 _NAMED = {"model": "a daskgmm model", "checkpoint": "a daskgmm checkpoint",
-          "labels": "daskgmm labels", "probabilities": "daskgmm probabilities"}
+          "labels": "daskgmm labels", "probabilities": "daskgmm probabilities",
+          "imputed": "daskgmm imputed data"}
 
 
 def _local(path) -> pathlib.Path | None:
@@ -57,7 +58,7 @@ def _daskgmm_kind(path) -> str | None:
         return None
     meta = node.attrs.get("daskgmm")
     if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
-        return meta["kind"]  # model, checkpoint, labels, probabilities
+        return meta["kind"]  # model, checkpoint, labels, probabilities, imputed
     return "zarr array" if isinstance(node, zarr.Array) else "zarr group"
 
 

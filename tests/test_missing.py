@@ -360,6 +360,28 @@ def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
     assert np.mean(np.abs(gaps - truth)) < np.mean(np.abs(np.nanmean(truth) - truth))
     labels = gm.predict(gapped)
     assert labels.dims == ("y", "x") and (labels.values >= 0).all()  # every cell labelled
+    return gm, gapped
+
+
+def test_the_command_line_fills_the_gaps_of_an_xarray_store(tmp_path):
+    """``daskgmm impute --dataset``: the Dataset comes back as a Dataset store, its
+    variables taken in the model's order whatever order the store lists them in."""
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    gm, gapped = test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled()
+    gapped.to_zarr(tmp_path / "cube.zarr", consolidated=False)
+    gm.save(tmp_path / "model.zarr")
+    done = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute", tmp_path / "model.zarr",
+                           tmp_path / "cube.zarr", "--dataset", "-o", tmp_path / "filled.zarr"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    filled = xr.open_zarr(tmp_path / "filled.zarr", consolidated=False)
+    names = ["band0", "band1", "band2"]
+    assert sorted(filled.data_vars) == names
+    xr.testing.assert_allclose(filled[names].load(), gm.impute(gapped).compute(), rtol=1e-12)
 
 
 def test_float32_rows_with_missing_values_give_a_float32_model_close_to_float64():
@@ -400,3 +422,18 @@ def test_the_command_line_fits_with_missing_values_and_the_model_keeps_the_choic
     labels = zarr.open_array(str(tmp_path / "labels.zarr"))[:]
     np.testing.assert_array_equal(labels, model.predict(X))
     assert (labels >= 0).all()  # every row labelled from what it has
+    filled = tmp_path / "filled.zarr"
+    run("impute", tmp_path / "model.zarr", tmp_path / "data.zarr", "-o", filled)
+    np.testing.assert_allclose(zarr.open_array(str(filled))[:], model.impute(X), rtol=1e-12)
+    assert not np.isnan(zarr.open_array(str(filled))[:]).any()
+    again = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute", tmp_path / "model.zarr",
+                            tmp_path / "data.zarr", "-o", filled], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 2 and "holds daskgmm imputed" in again.stderr
+    run("impute", tmp_path / "model.zarr", tmp_path / "data.zarr", "-o", filled, "--overwrite")
+    onto_input = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute",
+                                 tmp_path / "model.zarr", tmp_path / "data.zarr", "-o",
+                                 tmp_path / "data.zarr", "--overwrite"], capture_output=True,
+                                text=True, timeout=300)
+    assert onto_input.returncode == 2 and "input" in onto_input.stderr
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "data.zarr"))[:], X)  # intact

@@ -177,6 +177,8 @@ def _forge(path, **changes):
         (dict(weights=np.array([0, 1], dtype=np.int8)), "dtype int8, expected"),
         (dict(dtype="int8"), "dtype 'int8' is not float32 or float64"),
         (dict(n_features_in_=200_000_000), r"array 'means' has shape \(2, 2\)"),
+        (dict(feature_names_in_=["a"]), "feature_names_in_ must be a list of 2 strings"),
+        (dict(feature_names_in_=[1, 2]), "feature_names_in_ must be a list of 2 strings"),
     ],
 )
 def test_damaged_or_forged_models_are_refused(fitted, tmp_path, change, message):
@@ -184,6 +186,20 @@ def test_damaged_or_forged_models_are_refused(fitted, tmp_path, change, message)
     _forge(tmp_path / "m.zarr", **change)
     with pytest.raises(daskgmm.CheckpointError, match=message):
         daskgmm.load(tmp_path / "m.zarr")
+
+
+def test_a_saved_model_keeps_its_feature_names_and_checks_them(tmp_path):
+    """A model fitted on named features (a DataFrame) keeps the names through save and
+    load, so that columns in another order are refused, not silently permuted."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs(300, 3, 2)[0], columns=["a", "b", "c"])
+    gm = GaussianMixture(2, random_state=0).fit(frame)
+    gm.save(tmp_path / "m.zarr")
+    back = daskgmm.load(tmp_path / "m.zarr")
+    assert list(back.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(back.predict(frame), gm.predict(frame))
+    with pytest.raises(ValueError, match="same order as they were in fit"):
+        back.predict(frame[["b", "a", "c"]])
 
 
 def test_a_damaged_checkpoint_structure_gives_checkpoint_error(tmp_path):
