@@ -339,7 +339,9 @@ def test_a_resumed_fit_with_missing_values_equals_an_uninterrupted_one(tmp_path,
     assert resumed.lower_bounds_ == reference.lower_bounds_
 
 
-def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
+def _masked_grid():
+    """A 40 x 50 grid of 3 bands, band 1 lost under clouds in 30% of the cells, and
+    a mixture fitted to it: ``(model, gapped, cube, cloud)``."""
     xr = pytest.importorskip("xarray")
     rng = np.random.default_rng(8)
     X, _ = blobs(n=40 * 50, d=3, seed=8)
@@ -349,8 +351,14 @@ def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
     ).chunk({"y": 10})
     cloud = rng.random((40, 50)) < 0.3
     gapped = cube.copy()
-    gapped["band1"] = cube["band1"].where(~cloud)  # band 1 lost under clouds
+    gapped["band1"] = cube["band1"].where(~cloud)
     gm = GaussianMixture(3, missing="marginalize", random_state=0).fit(gapped)
+    return gm, gapped, cube, cloud
+
+
+def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
+    xr = pytest.importorskip("xarray")
+    gm, gapped, cube, cloud = _masked_grid()
     filled = gm.impute(gapped)
     assert isinstance(filled, xr.Dataset) and list(filled.data_vars) == ["band0", "band1", "band2"]
     filled = filled.compute()
@@ -360,7 +368,6 @@ def test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled():
     assert np.mean(np.abs(gaps - truth)) < np.mean(np.abs(np.nanmean(truth) - truth))
     labels = gm.predict(gapped)
     assert labels.dims == ("y", "x") and (labels.values >= 0).all()  # every cell labelled
-    return gm, gapped
 
 
 def test_the_command_line_fills_the_gaps_of_an_xarray_store(tmp_path):
@@ -371,7 +378,7 @@ def test_the_command_line_fills_the_gaps_of_an_xarray_store(tmp_path):
 
     import xarray as xr
 
-    gm, gapped = test_a_masked_xarray_grid_is_fitted_and_its_gaps_filled()
+    gm, gapped, _, _ = _masked_grid()
     gapped.to_zarr(tmp_path / "cube.zarr", consolidated=False)
     gm.save(tmp_path / "model.zarr")
     done = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute", tmp_path / "model.zarr",
