@@ -127,22 +127,23 @@ def test_cli_fit_refuses_to_write_its_model_over_its_input_or_a_folder(tmp_path)
     assert done.returncode == 2 and "apart from the input" in done.stderr
 
 
-def test_cli_predict_refuses_to_write_over_its_input(tmp_path, fitted):
+@pytest.mark.parametrize("command", ["predict", "impute"])
+def test_cli_predict_and_impute_refuse_to_write_over_their_input(tmp_path, fitted, command):
     X = da.from_array(blobs(600, 2, 2)[0], chunks=200)
     X.to_zarr(str(tmp_path / "data.zarr"))
     fitted.save(tmp_path / "m.zarr")
     for out in (tmp_path / "data.zarr", tmp_path / "m.zarr"):
-        done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", out, "--overwrite")
+        done = run(command, tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", out, "--overwrite")
         assert done.returncode == 2, done.stderr
         assert "apart from the" in done.stderr
     np.testing.assert_array_equal(zarr.open(str(tmp_path / "data.zarr"), mode="r")[...], X.compute())
-    done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "labels.zarr")
+    own = tmp_path / f"{command}.zarr"
+    done = run(command, tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", own)
     assert done.returncode == 0, done.stderr
-    again = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "labels.zarr",
-                "--overwrite")
+    again = run(command, tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", own, "--overwrite")
     assert again.returncode == 0, again.stderr  # its own output may be replaced
     sentinel = _notes(tmp_path / "notes")
-    done = run("predict", tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "notes",
+    done = run(command, tmp_path / "m.zarr", tmp_path / "data.zarr", "-o", tmp_path / "notes",
                "--overwrite")
     assert done.returncode == 2 and "did not write" in done.stderr
     _intact(sentinel)
