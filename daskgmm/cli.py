@@ -3,6 +3,7 @@
     daskgmm fit DATA --n-components K [options]     fit, save the model (and checkpoints)
     daskgmm search DATA -k 1-10 [options]           a grid of models in lockstep, the best kept
     daskgmm predict MODEL DATA --output PATH        labels (or probabilities) to Zarr
+    daskgmm impute MODEL DATA --output PATH         the data with each NaN filled, to Zarr
     daskgmm inspect PATH                            a checkpoint or a model
     daskgmm demo                                    generated data on a local cluster
 

@@ -100,6 +100,12 @@ class _Group:
         out = ws(name, a.shape[:-1] + self.flat.shape[1:], a.dtype)
         return np.take(a.reshape(a.shape[:-2] + (-1,)), self.flat, axis=-1, out=out, mode="clip")
 
+    def row_const(self, ws) -> np.ndarray:
+        """``const`` of this sub-block's rows, as (K, n) (a view of a work array)."""
+        n, k = len(self.pattern), self.const.shape[1]
+        return np.take(self.const, self.pattern, axis=0, out=ws("m_const", (n, k)),
+                       mode="clip").T
+
     def put(self, a: np.ndarray, values) -> None:
         """Set the missing entries of ``a`` (..., n, D) of this sub-block to ``values``."""
         if not a.flags.c_contiguous:  # its reshape would be a copy, and the store lost
@@ -338,8 +344,10 @@ class Marginal:
 
     def evaluate(self, x: np.ndarray, group: _Group, ws) -> tuple[np.ndarray, np.ndarray]:
         """Weighted log-probabilities (K, n) of rows ``x`` (one group's, NaN at their
-        missing features) and the rows filled with their conditional expectations,
-        centred on each mean: (K, n, D) float64."""
+        missing features) and the work its statistics are taken from: the rows filled
+        with their conditional expectations, centred on each mean, (K, n, D) in the
+        work's dtype (one shared precision: ``y``, (n, D); diagonal types: the
+        features [x~0^2, x~0, o, 1], (3D + 1, n))."""
         k, d = self.means.shape
         n = len(x)
         wlp = ws("m_wlp", (k, n))
@@ -372,8 +380,7 @@ class Marginal:
         maha += np.einsum("kni,kni->kn", t, gm)
         group.put(diff, t)
         np.multiply(maha, -0.5, out=wlp)
-        wlp += np.take(group.const, group.pattern, axis=0, out=ws("m_const", (n, k)),
-                       mode="clip").T
+        wlp += group.row_const(ws)
         return wlp, diff
 
     def _evaluate_shared(self, x, group, wlp, ws):
@@ -392,9 +399,7 @@ class Marginal:
         yp = np.dot(y, precision, out=ws("m_a", y.shape))
         np.dot(self.mu_shifted, yp.T, out=wlp)  # (K, n): (P y) . mu~_k
         wlp -= 0.5 * np.einsum("nd,nd->n", y, yp)
-        # with -q_pk / 2
-        wlp += np.take(group.const, group.pattern, axis=0, out=ws("m_const", wlp.shape[::-1]),
-                       mode="clip").T
+        wlp += group.row_const(ws)  # with -q_pk / 2
         return wlp, y
 
     def accumulate(self, acc, group: _Group, work, resp, lse, ws, weight=None) -> None:
