@@ -497,7 +497,9 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
         step = marginal.block_rows
         for start in range(0, len(group.rows), step):
             part = group[start : start + step]
-            yield part, *marginal.evaluate(np.take(rows, part.rows, axis=0), part, ws)
+            x = np.take(rows, part.rows, axis=0, out=ws("m_x", (len(part.rows), rows.shape[1]),
+                                                        rows.dtype))
+            yield part, *marginal.evaluate(x, part, ws)
 
 
 def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type, marginalize=False):

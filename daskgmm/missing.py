@@ -76,7 +76,7 @@ class _Group:
         self.flat = flat
         #: responsibility summed per pattern and component, over the sub-blocks
         self.mass = mass
-        #: one shared precision: h of Marginal._shared_terms, (P, K, c)
+        #: one shared precision: h of Marginal._shared_terms, (P, c, K)
         self.shared = shared
         #: one shared precision: P_mm^-1 of each row of a sub-block, (n, c, c)
         self.row_inv = None
@@ -323,22 +323,25 @@ class Marginal:
         ``h_pk = P_mm^-1 (P mu~_k)_m`` (per pattern and component). Both satisfy
         ``(P y)_m = (P z)_m = 0``, so ``e^T P e = y^T P y - 2 (P y) . mu~_k + q_pk``
         with ``q_pk = z^T P z = mu~_k^T P mu~_k - h_pk . (P mu~_k)_m``.
-        Returns ``(h, q)``: (P, K, c), (P, K)."""
-        b_m = self.mu_precision[:, patterns]  # (K, P, c): (P mu~_k)_m
-        h = np.einsum("pij,kpj->pki", inv, b_m)
-        q = self.mu_p_mu[None, :] - np.einsum("pki,kpi->pk", h, b_m)
+        Returns ``(h, q)``: (P, c, K), (P, K)."""
+        b_m = self.mu_precision.T[patterns]  # (P, c, K): (P mu~_k)_m
+        h = np.matmul(inv, b_m)
+        q = self.mu_p_mu[None, :] - np.einsum("pck,pck->pk", h, b_m)
         return h, q
 
-    def _zbar(self, group, resp, ws):
-        """``sum_k r_nk z_pk`` of a sub-block's rows (:meth:`_shared_terms`): (n, D);
-        its part at ``m`` is ``-P_mm^-1 (sum_k r_nk P mu~_k)_m``."""
+    def _gap_correction(self, group, resp, ws):
+        """``E`` of a sub-block's rows, (n, D): zero but at ``m``, where it is
+        ``eta = P_mm^-1 (sum_k r_nk P mu~_k)_m``. With ``zbar = sum_k r_nk z_pk``
+        (:meth:`_shared_terms`), ``zbar = sum_k r_nk mu~_k - E``; so ``y + E`` is
+        the rows' expected value, ``sum_k r_nk (y - z_pk + mu~_k)``, less the shift
+        (the responsibilities summing to one)."""
         n, d = resp.shape[1], self.n_features
         beta = np.dot(resp.T, self.mu_precision, out=ws("m_a", (n, d)))
         eta = _solve_rows(group.row_inv, group.take(beta, ws, "m_am"), ws, "m_u")
-        zbar = np.dot(resp.T, self.mu_shifted, out=ws("m_zbar", (n, d)))
-        zm = group.take(zbar, ws, "m_am")
-        group.put(zbar, np.subtract(zm, eta, out=zm))
-        return zbar
+        gap = ws("m_gap", (n, d))
+        gap.fill(0.0)
+        group.put(gap, eta)
+        return gap
 
     # ------------------------------------------------------------- per row
 
@@ -385,7 +388,9 @@ class Marginal:
 
     def _evaluate_shared(self, x, group, wlp, ws):
         """:meth:`evaluate` for one shared precision (:meth:`_shared_terms`): the work
-        is ``y`` (n, D)."""
+        is ``y`` (n, D). With ``a = P x~0`` and ``u = -P_mm^-1 a_m``,
+        ``y^T P y = x~0 . a + u . a_m`` and ``(P y) . mu~_k = y . (P mu~_k)``: one
+        product with ``P`` per row."""
         precision = self.precisions[0]
         n, c = group.idx.shape
         y = ws("m_y", x.shape)
@@ -393,12 +398,15 @@ class Marginal:
         group.put(y, 0.0)
         group.row_inv = np.take(group.unit_inv, group.pattern, axis=0,
                                 out=ws("m_inv", (n, c, c)), mode="clip")
-        a_m = group.take(np.dot(y, precision, out=ws("m_a", y.shape)), ws, "m_am")
+        a = np.dot(y, precision, out=ws("m_a", y.shape))
+        a_m = group.take(a, ws, "m_am")
         u = _solve_rows(group.row_inv, a_m, ws, "m_u")
-        group.put(y, np.negative(u, out=u))
-        yp = np.dot(y, precision, out=ws("m_a", y.shape))
-        np.dot(self.mu_shifted, yp.T, out=wlp)  # (K, n): (P y) . mu~_k
-        wlp -= 0.5 * np.einsum("nd,nd->n", y, yp)
+        np.negative(u, out=u)
+        quad = np.einsum("nd,nd->n", y, a)
+        quad += np.einsum("nc,nc->n", u, a_m)
+        group.put(y, u)
+        np.dot(self.mu_precision, y.T, out=wlp)  # (K, n): (P y) . mu~_k
+        wlp -= 0.5 * quad
         wlp += group.row_const(ws)  # with -q_pk / 2
         return wlp, y
 
@@ -422,29 +430,30 @@ class Marginal:
     def _accumulate_shared(self, acc, group, y, resp, lse, weight, ws):
         """:meth:`accumulate` for one shared precision: with ``e_nk = y_n - z_pk``,
         ``sum_k r e e^T = rho y y^T - y zbar^T - zbar y^T + sum_k r z z^T``
-        (``rho = sum_k r``, ``zbar = sum_k r z``); the parts in ``z`` alone are
+        (``rho = sum_k r``: one, or the row's weight; ``zbar = sum_k r z =
+        sum_k r mu~_k - E``, :meth:`_gap_correction`), so that
+        ``sum_n y zbar^T = (R y)^T mu~ - y^T E``; the parts in ``z`` alone are
         summed per pattern in :meth:`finish`."""
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
             y[left_out] = 0.0
-        # rho y y^T - y zbar^T - zbar y^T = y^T w + w^T y with w = rho y / 2 - zbar
-        w = self._zbar(group, resp, ws)
-        half_rho_y = np.multiply(y, (0.5 * resp.sum(axis=0))[:, None], out=ws("m_a", y.shape))
-        np.subtract(half_rho_y, w, out=w)
-        half = np.dot(y.T, w)
+        gap = self._gap_correction(group, resp, ws)
+        ry = np.dot(resp, y)  # (K, D)
+        cross = np.dot(ry.T, self.mu_shifted) - np.dot(y.T, gap)  # sum_n y zbar^T
+        outer = np.dot(y.T, y if weight is None else y * weight[:, None])
         acc.nk += resp.sum(axis=1)
-        acc.sk += np.dot(resp, y)
-        acc.Sk += half
-        acc.Sk += half.T
+        acc.sk += ry
+        acc.Sk += outer
+        acc.Sk -= cross
+        acc.Sk -= cross.T
 
     def expected(self, group: _Group, work, resp, ws) -> np.ndarray:
         """``sum_k r_nk E[x | x_o, k]`` of one sub-block's rows, (n, D) (only its
         missing entries differ from the rows)."""
         if self.diagonal:
             return np.dot(resp.T, self.means)
-        if self.shared:
-            zbar = self._zbar(group, resp, ws)
-            return work * resp.sum(axis=0)[:, None] - zbar + np.dot(resp.T, self.means)
+        if self.shared:  # y + E + the shift (the responsibilities sum to one)
+            return self._gap_correction(group, resp, ws) + work + self.shift
         return np.einsum("kn,knd->nd", resp, work) + np.dot(resp.T, self.means)
 
     def finish(self, acc) -> None:
@@ -468,7 +477,6 @@ class Marginal:
                        + (nk[:, None] - seen) / self.precision_diag)
             return
         dense = np.zeros(k * d * d)
-        mu = self.mu_shifted
         for group in self._groups:
             p, mass = group.patterns, group.mass  # (P, c), (P, K)
             units = group.inv.shape[1]
@@ -477,18 +485,27 @@ class Marginal:
             else:  # one precision for all (tied): the components' masses summed first
                 contrib = mass.sum(axis=1)[:, None, None, None] * group.inv  # (P, 1, c, c)
             if self.shared:
-                mh = mass[:, :, None] * group.shared  # (P, K, c)
-                n_k = mass.sum(axis=0)
-                acc.sk -= n_k[:, None] * mu
-                acc.sk += np.bincount((np.arange(k)[None, :, None] * d + p[:, None, :]).ravel(),
-                                      weights=mh.ravel(), minlength=k * d).reshape(k, d)
-                w = np.dot(np.swapaxes(mh, 1, 2).reshape(-1, k), mu)  # (P c, D): rows of C^T
-                ct = np.bincount((p.reshape(-1, 1) * d + np.arange(d)).ravel(), weights=w.ravel(),
-                                 minlength=d * d).reshape(d, d)
-                acc.Sk += np.dot(mu.T * n_k, mu) - ct - ct.T
-                contrib[:, 0] += np.einsum("pki,pkj->pij", mh, group.shared)  # H
+                self._add_shared_parts(acc, p, mass, group.shared, contrib)
             flat = (np.arange(units)[None, :, None, None] * d * d
                     + p[:, None, :, None] * d + p[:, None, None, :])
             dense[: units * d * d] += np.bincount(flat.ravel(), weights=contrib.ravel(),
                                                   minlength=units * d * d)
         acc.Sk += self.cov.moment_of_dense(dense.reshape(k, d, d))
+
+    def _add_shared_parts(self, acc, patterns, mass, h, contrib):
+        """The parts in ``z`` alone of one group's statistics (:meth:`finish`): into
+        ``acc``, and ``H`` into ``contrib`` (P, 1, c, c). Sums over the patterns'
+        missing features are products with their one-hot rows (P c, D)."""
+        k, d = self.means.shape
+        mu = self.mu_shifted
+        mh = h * mass[:, None, :]  # (P, c, K)
+        n_k = mass.sum(axis=0)
+        rows = mh.reshape(-1, k)
+        one_hot = np.zeros((len(rows), d))
+        one_hot[np.arange(len(rows)), patterns.ravel()] = 1.0
+        # (D, K + D): [sum_pk M_pk h_pk at m, C^T]
+        sums = np.dot(one_hot.T, np.concatenate([rows, np.dot(rows, mu)], axis=1))
+        acc.sk += sums[:, :k].T - n_k[:, None] * mu
+        ct = sums[:, k:]
+        acc.Sk += np.dot(mu.T * n_k, mu) - ct - ct.T
+        contrib[:, 0] += np.matmul(mh, np.swapaxes(h, 1, 2))  # H
