@@ -22,8 +22,8 @@ covariance:
 * ``log det S_oo = log det S + log det P_mm``.
 
 So a row costs one product with ``P`` per component (as a complete row's
-distance does) and a ``|m|``-sized solve. Rows are sorted by pattern (one
-stable sort of the packed masks per chunk) and grouped by their number of
+distance does) and a ``|m|``-sized solve. Rows' patterns are found by one
+sort of their packed masks per chunk, and rows grouped by their number of
 missing features: each pattern's ``P_mm`` of every component is inverted once
 per chunk, all patterns at once (a Cholesky vectorised over them). With one
 shared precision (tied) a row needs no per-component work at all: its filled
@@ -78,10 +78,11 @@ class _Group:
         self.mass = mass
         #: one shared precision: h of Marginal._shared_terms, (P, c, K)
         self.shared = shared
-        #: one shared precision: P_mm^-1 of each row of a sub-block, (n, c, c)
+        #: one shared precision: P_mm^-1 of each row of a sub-block, by columns
+        #: (c, n, c) (see _solve_rows)
         self.row_inv = None
-        #: the inverses as (U, P, c, c) in the work's dtype; one shared precision:
-        #: (P, c, c)
+        #: the inverses by columns, (c, U, P, c) in the work's dtype (column j of
+        #: every inverse: unit_inv[j]); one shared precision: (c, P, c)
         self.unit_inv = unit_inv
 
     def __getitem__(self, sl: slice) -> _Group:
@@ -120,47 +121,54 @@ _VECTORISED_SIZE = 6
 
 def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses and log-determinants of a stack of symmetric positive-definite
-    (c, c) matrices. For small ``c``, a Cholesky factorisation and triangular
-    inverse written column by column over the whole stack: a few NumPy steps
-    instead of a LAPACK call per matrix (thousands of patterns per chunk)."""
+    (c, c) matrices. For small ``c``, a Cholesky factorisation ``L``, ``L^-1`` and
+    ``L^-T L^-1`` written entry by entry, each entry one vector over the whole
+    stack: a few dozen NumPy steps on contiguous vectors instead of a LAPACK call
+    per matrix (thousands of patterns per chunk) or stacked products of tiny
+    matrices (measured 2x slower)."""
     c = a.shape[-1]
     if c > _VECTORISED_SIZE:
         return np.linalg.inv(a), np.linalg.slogdet(a)[1]
-    low = np.zeros_like(a)
+    # entry (i, j) of every matrix: a[i, j], contiguous
+    a = np.ascontiguousarray(np.moveaxis(a, (-2, -1), (0, 1)))
+    low = [[None] * c for _ in range(c)]
+    logdet = 0.0
     for j in range(c):
-        row = low[..., j, :j]
-        pivot = np.sqrt(a[..., j, j] - np.einsum("...l,...l->...", row, row))
-        low[..., j, j] = pivot
+        pivot = a[j, j] - sum(low[j][m] * low[j][m] for m in range(j)) if j else a[j, j]
+        logdet = logdet + np.log(pivot)
+        low[j][j] = np.sqrt(pivot)
         for i in range(j + 1, c):
-            low[..., i, j] = (a[..., i, j] - np.einsum("...l,...l->...", low[..., i, :j],
-                                                       low[..., j, :j])) / pivot
-    inv_low = np.zeros_like(a)  # L^-1, lower triangular, by forward substitution
+            dot = sum(low[i][m] * low[j][m] for m in range(j)) if j else 0.0
+            low[i][j] = (a[i, j] - dot) / low[j][j]
+    inv_low = [[None] * c for _ in range(c)]  # L^-1, lower triangular
     for j in range(c):
-        inv_low[..., j, j] = 1.0 / low[..., j, j]
+        inv_low[j][j] = 1.0 / low[j][j]
         for i in range(j + 1, c):
-            inv_low[..., i, j] = -np.einsum("...l,...l->...", low[..., i, j:i],
-                                            inv_low[..., j:i, j]) / low[..., i, i]
-    logdet = 2.0 * np.log(np.diagonal(low, axis1=-2, axis2=-1)).sum(axis=-1)
-    return np.matmul(np.swapaxes(inv_low, -1, -2), inv_low), logdet
+            inv_low[i][j] = -sum(low[i][m] * inv_low[m][j] for m in range(j, i)) / low[i][i]
+    out = np.empty(a.shape, dtype=np.result_type(a.dtype, np.float64))
+    for i in range(c):
+        for j in range(i + 1):
+            out[i, j] = out[j, i] = sum(inv_low[m][i] * inv_low[m][j] for m in range(i, c))
+    return np.moveaxis(out, (0, 1), (-2, -1)), logdet
 
 
-def _solve_rows(inv: np.ndarray, b: np.ndarray, ws, name: str) -> np.ndarray:
-    """``inv[..., n, :, :] @ b[..., n, :]`` for small matrices: a sum over their
-    ``c`` columns (fewer NumPy steps than a stacked matmul of tiny matrices, or
-    than the same sum over rows, measured), into work arrays of ``ws`` kept under
+def _solve_rows(columns: np.ndarray, b: np.ndarray, ws, name: str) -> np.ndarray:
+    """``inv[..., n, :, :] @ b[..., n, :]`` for small matrices given by their
+    columns (``columns[j] = inv[..., j]``, each contiguous): a sum over the ``c``
+    columns (fewer NumPy steps than a stacked matmul of tiny matrices, or than
+    the same sum over rows, measured), into work arrays of ``ws`` kept under
     ``name`` (fresh ones per sub-block serialise threads on page faults)."""
-    shape = np.broadcast_shapes(inv.shape[:-1], b.shape)
-    out = np.multiply(inv[..., 0], b[..., :1], out=ws(name, shape, inv.dtype))
-    tmp = ws(name + "+", shape, inv.dtype)
+    shape = np.broadcast_shapes(columns.shape[1:], b.shape)
+    out = np.multiply(columns[0], b[..., :1], out=ws(name, shape, columns.dtype))
+    tmp = ws(name + "+", shape, columns.dtype)
     for j in range(1, b.shape[-1]):
-        out += np.multiply(inv[..., j], b[..., j : j + 1], out=tmp)
+        out += np.multiply(columns[j], b[..., j : j + 1], out=tmp)
     return out
 
 
-def _sorted_patterns(codes: np.ndarray):
-    """The rows sorted by pattern (stable: by row within a pattern), one row of
-    each pattern in the order of their keys, and the pattern of each sorted row:
-    ``(order, first, ids)``."""
+def _find_patterns(codes: np.ndarray):
+    """One row of each pattern, in the order of their keys, and the pattern of
+    each row: ``(first, ids)``."""
     order = np.argsort(codes, kind="stable")  # a radix sort for keys of 16 bits or less
     key = codes[order]
     if key.dtype.kind == "V":  # masks of more than 64 features: compared byte by byte
@@ -171,14 +179,16 @@ def _sorted_patterns(codes: np.ndarray):
         np.not_equal(key[1:], key[:-1], out=new[1:])
     else:
         np.any(key[1:] != key[:-1], axis=1, out=new[1:])
-    return order, order[new], np.cumsum(new) - 1
+    ids = np.empty(len(key), dtype=np.intp)
+    ids[order] = np.cumsum(new) - 1
+    return order[new], ids
 
 
-def _segment_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
-    """``out[i] += values[:, ids == i].sum(axis=1)`` for non-decreasing ``ids``:
-    ``values`` (K, n), ``out`` (n_ids, K)."""
-    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-    out[ids[starts]] += np.add.reduceat(values, starts, axis=1).T
+def _pattern_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] += values[:, ids == i].sum(axis=1)``: ``values`` (K, n), ``out``
+    (n_ids, K)."""
+    for k, v in enumerate(values):
+        out[:, k] += np.bincount(ids, weights=v, minlength=len(out))
 
 
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
@@ -273,18 +283,16 @@ class Marginal:
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
         ``n_without_nan`` the rows with none."""
         miss = np.isnan(block)
-        order, first, ids = _sorted_patterns(_pattern_codes(miss))
+        first, row_ids = _find_patterns(_pattern_codes(miss))
         masks = miss[first]  # the patterns, in the order of their keys
         sizes = masks.sum(axis=1)
-        counts = np.bincount(ids, minlength=len(first))
+        counts = np.bincount(row_ids, minlength=len(first))
         self.n_without_nan = int(counts[sizes == 0].sum())
         self.n_empty = int(counts[sizes == self.n_features].sum())
         usable = (sizes > 0) & (keep_empty | (sizes < self.n_features))
-        row_sizes = sizes[ids]  # of the rows in ``order``
+        row_sizes = sizes[row_ids]
         if self.diagonal:
-            usable_rows = np.empty(len(ids), dtype=bool)
-            usable_rows[order] = usable[ids]
-            out = [_Group(np.flatnonzero(usable_rows), self.n_features)]
+            out = [_Group(np.flatnonzero(usable[row_ids]), self.n_features)]
         else:
             out = []
             renumber = np.empty(len(first), dtype=np.intp)
@@ -292,10 +300,10 @@ class Marginal:
                 chosen = np.flatnonzero(sizes == c)
                 patterns = np.nonzero(masks[chosen])[1].reshape(len(chosen), c)
                 renumber[chosen] = np.arange(len(chosen))
-                # the rows of c missing features, pattern by pattern (``pattern``
-                # non-decreasing: per-pattern sums are sums over segments)
-                at = np.flatnonzero(row_sizes == c)
-                rows, pattern = order[at], renumber[ids[at]]
+                # the rows of c missing features, in their order in ``block`` (read
+                # in one sweep, faster than pattern by pattern from memory)
+                rows = np.flatnonzero(row_sizes == c)
+                pattern = renumber[row_ids[rows]]
                 # P_mm of every pattern and unit: (n_patterns, U, c, c)
                 sub = np.swapaxes(
                     self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
@@ -306,9 +314,10 @@ class Marginal:
                 if self.shared:
                     h, q = self._shared_terms(patterns, inv[:, 0])
                     const = const - 0.5 * q
-                    unit_inv = np.ascontiguousarray(inv[:, 0])  # (P, c, c)
+                    unit_inv = np.ascontiguousarray(np.moveaxis(inv[:, 0], -1, 0))
                 else:
-                    unit_inv = np.ascontiguousarray(np.swapaxes(inv, 0, 1), dtype=self.dtype)
+                    unit_inv = np.ascontiguousarray(np.moveaxis(np.swapaxes(inv, 0, 1), -1, 0),
+                                                    dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
                 const = np.ascontiguousarray(np.broadcast_to(const, mass.shape))
                 out.append(_Group(rows, self.n_features, np.take(patterns, pattern, axis=0),
@@ -375,9 +384,9 @@ class Marginal:
         g = np.matmul(diff, self.work_precisions, out=ws("m_g", diff.shape, self.dtype))
         maha = np.einsum("knd,knd->kn", diff, g)
         gm = group.take(g, ws, "m_gm")  # (K, n, c)
-        units, c = group.unit_inv.shape[0], group.idx.shape[1]
-        inv = np.take(group.unit_inv, group.pattern, axis=1,
-                      out=ws("m_inv", (units, n, c, c), self.dtype), mode="clip")
+        units, c = group.unit_inv.shape[1], group.idx.shape[1]
+        inv = np.take(group.unit_inv, group.pattern, axis=2,
+                      out=ws("m_inv", (c, units, n, c), self.dtype), mode="clip")
         t = _solve_rows(inv, gm, ws, "m_t")
         t *= -1.0  # t = -P_mm^-1 g_m
         maha += np.einsum("kni,kni->kn", t, gm)
@@ -396,8 +405,8 @@ class Marginal:
         y = ws("m_y", x.shape)
         np.subtract(x, self.shift, out=y, dtype=np.float64)
         group.put(y, 0.0)
-        group.row_inv = np.take(group.unit_inv, group.pattern, axis=0,
-                                out=ws("m_inv", (n, c, c)), mode="clip")
+        group.row_inv = np.take(group.unit_inv, group.pattern, axis=1,
+                                out=ws("m_inv", (c, n, c)), mode="clip")
         a = np.dot(y, precision, out=ws("m_a", y.shape))
         a_m = group.take(a, ws, "m_am")
         u = _solve_rows(group.row_inv, a_m, ws, "m_u")
@@ -420,7 +429,7 @@ class Marginal:
         elif not self.diagonal:
             acc.add(work, resp, np.isfinite(lse), lse, ws, weight)
         if not self.diagonal:
-            _segment_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
+            _pattern_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
             return
         left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
         if left_out is not None:
