@@ -57,22 +57,22 @@ def has_missing(block: np.ndarray) -> np.ndarray:
 class _Group:
     """Rows with missing features, and what their marginals need.
 
-    Dense types: rows that miss the same number ``c`` of features; ``idx``
-    (rows, c) the features each misses, ``pattern`` the row of ``patterns``
-    (n_patterns, c) that it is; per pattern and unit ``P_mm^-1`` (``inv``), and
-    per pattern and component the terms of its log-densities that do not depend
-    on the row (``const``). Diagonal types: any rows. ``rows``: their indices.
+    Dense types: rows that miss the same number ``c`` of features; ``pattern``
+    the row of ``patterns`` (n_patterns, c) that each is (the features it misses);
+    per pattern and unit ``P_mm^-1`` (``inv``), and per pattern and component the
+    terms of its log-densities that do not depend on the row (``const``).
+    Diagonal types: any rows. ``rows``: their indices.
     """
 
-    def __init__(self, rows, n_features=0, idx=None, pattern=None, patterns=None, inv=None,
+    def __init__(self, rows, n_features=0, pattern=None, patterns=None, inv=None,
                  const=None, mass=None, shared=None, unit_inv=None, flat=None):
-        self.rows, self.n_features, self.idx, self.pattern = rows, n_features, idx, pattern
+        self.rows, self.n_features, self.pattern = rows, n_features, pattern
         self.patterns, self.inv, self.const = patterns, inv, const
-        #: ``i * D + idx[i]`` for the i-th row: the missing entries of an (n, D) work
-        #: array as flat positions (np.take and flat stores are several times faster
-        #: than fancy indexing by row and column)
-        if flat is None and idx is not None:
-            flat = np.arange(len(idx))[:, None] * n_features + idx
+        #: ``i * D + patterns[pattern[i]]`` for the i-th row: the missing entries of an
+        #: (n, D) work array as flat positions (np.take and flat stores are several
+        #: times faster than fancy indexing by row and column)
+        if flat is None and pattern is not None:
+            flat = np.arange(len(pattern))[:, None] * n_features + patterns[pattern]
         self.flat = flat
         #: responsibility summed per pattern and component, over the sub-blocks
         self.mass = mass
@@ -91,9 +91,8 @@ class _Group:
             return None if a is None else a[sl]
 
         flat = None if self.flat is None else self.flat[sl] - (sl.start or 0) * self.n_features
-        return _Group(self.rows[sl], self.n_features, part(self.idx), part(self.pattern),
-                      self.patterns, self.inv, self.const, self.mass, self.shared, self.unit_inv,
-                      flat)
+        return _Group(self.rows[sl], self.n_features, part(self.pattern), self.patterns,
+                      self.inv, self.const, self.mass, self.shared, self.unit_inv, flat)
 
     def take(self, a: np.ndarray, ws, name: str) -> np.ndarray:
         """The missing entries of ``a`` (..., n, D) of this sub-block: (..., n, c),
@@ -310,7 +309,7 @@ class Marginal:
                 inv, logdet = _inverse_and_logdet(sub)
                 # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
                 const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * c  # (P, K) or (P, 1)
-                h = unit_inv = None
+                h = None
                 if self.shared:
                     h, q = self._shared_terms(patterns, inv[:, 0])
                     const = const - 0.5 * q
@@ -320,8 +319,8 @@ class Marginal:
                                                     dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
                 const = np.ascontiguousarray(np.broadcast_to(const, mass.shape))
-                out.append(_Group(rows, self.n_features, np.take(patterns, pattern, axis=0),
-                                  pattern, patterns, inv, const, mass, h, unit_inv))
+                out.append(_Group(rows, self.n_features, pattern, patterns, inv, const, mass,
+                                  h, unit_inv))
         self._groups = out
         return out
 
@@ -384,7 +383,7 @@ class Marginal:
         g = np.matmul(diff, self.work_precisions, out=ws("m_g", diff.shape, self.dtype))
         maha = np.einsum("knd,knd->kn", diff, g)
         gm = group.take(g, ws, "m_gm")  # (K, n, c)
-        units, c = group.unit_inv.shape[1], group.idx.shape[1]
+        units, c = group.unit_inv.shape[1], group.flat.shape[1]
         inv = np.take(group.unit_inv, group.pattern, axis=2,
                       out=ws("m_inv", (c, units, n, c), self.dtype), mode="clip")
         t = _solve_rows(inv, gm, ws, "m_t")
@@ -401,7 +400,7 @@ class Marginal:
         ``y^T P y = x~0 . a + u . a_m`` and ``(P y) . mu~_k = y . (P mu~_k)``: one
         product with ``P`` per row."""
         precision = self.precisions[0]
-        n, c = group.idx.shape
+        n, c = group.flat.shape
         y = ws("m_y", x.shape)
         np.subtract(x, self.shift, out=y, dtype=np.float64)
         group.put(y, 0.0)
