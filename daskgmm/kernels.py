@@ -368,7 +368,7 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
         finite = np.isfinite(lse)
         if marginalize and not precheck and not finite.all():
             left = np.flatnonzero(~finite)
-            left = left[np.isnan(sub[left]).any(axis=1)]
+            left = left[has_missing(sub[left])]
             if len(left):
                 incomplete.append(left + start)
                 seen += len(left)
@@ -475,7 +475,7 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
         if bad.any():
             part[bad] = -1 if np.dtype(dtype).kind == "i" else np.nan
             if marginalize:
-                incomplete.append(np.flatnonzero(np.isnan(sub).any(axis=1)) + start)
+                incomplete.append(np.flatnonzero(has_missing(sub)) + start)
         out[start : start + step] = part
     incomplete = np.concatenate(incomplete) if incomplete else ()
     if len(incomplete):
