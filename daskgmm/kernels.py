@@ -493,13 +493,21 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     NaN, sub-block by sub-block (see :meth:`daskgmm.missing.Marginal.groups` and
     :meth:`~daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
-    for group in marginal.groups(rows, keep_empty):
-        step = marginal.block_rows
+    groups = marginal.groups(rows, keep_empty)
+    if not groups:
+        return
+    # the groups' rows one after the other, read in one sweep (rows of a group
+    # taken sub-block by sub-block from all of ``rows`` miss the cache: 5x slower)
+    order = np.concatenate([group.rows for group in groups])
+    grouped = np.take(rows, order, axis=0, out=ws("m_x", (len(order), rows.shape[1]), rows.dtype))
+    offset = 0
+    step = marginal.block_rows
+    for group in groups:
         for start in range(0, len(group.rows), step):
             part = group[start : start + step]
-            x = np.take(rows, part.rows, axis=0, out=ws("m_x", (len(part.rows), rows.shape[1]),
-                                                        rows.dtype))
+            x = grouped[offset + start : offset + start + len(part.rows)]
             yield part, *marginal.evaluate(x, part, ws)
+        offset += len(group.rows)
 
 
 def chunk_log_prob(block, weights, means, precisions_cholesky, covariance_type, marginalize=False):

@@ -59,30 +59,36 @@ class _Group:
 
     Dense types: rows that miss the same number ``c`` of features; ``pattern``
     the row of ``patterns`` (n_patterns, c) that each is (the features it misses);
-    per pattern and unit ``P_mm^-1`` (``inv``), and per pattern and component the
-    terms of its log-densities that do not depend on the row (``const``).
+    per pattern and unit ``P_mm^-1`` (``inv``), and per component and pattern the
+    terms of its log-densities that do not depend on the row (``const``, (K, P)).
     Diagonal types: any rows. ``rows``: their indices.
+
+    Values at the missing features of a sub-block's rows are (..., c, n): the
+    rows last, so that each NumPy step over them runs along the rows (over
+    (n, c), with ``c`` of 1 to 4, it runs rows of 1 to 4 values, measured 4-5x
+    slower).
     """
 
     def __init__(self, rows, n_features=0, pattern=None, patterns=None, inv=None,
                  const=None, mass=None, shared=None, unit_inv=None, flat=None):
         self.rows, self.n_features, self.pattern = rows, n_features, pattern
         self.patterns, self.inv, self.const = patterns, inv, const
-        #: ``i * D + patterns[pattern[i]]`` for the i-th row: the missing entries of an
-        #: (n, D) work array as flat positions (np.take and flat stores are several
-        #: times faster than fancy indexing by row and column)
+        #: ``flat[j, i] = i * D + patterns[pattern[i], j]``: the missing entries of an
+        #: (n, D) work array as flat positions, (c, n) (np.take and flat stores are
+        #: several times faster than fancy indexing by row and column)
         if flat is None and pattern is not None:
-            flat = np.arange(len(pattern))[:, None] * n_features + patterns[pattern]
+            flat = np.take(patterns.T, pattern, axis=1)
+            flat += np.arange(0, len(pattern) * n_features, n_features)
         self.flat = flat
         #: responsibility summed per pattern and component, over the sub-blocks
         self.mass = mass
         #: one shared precision: h of Marginal._shared_terms, (P, c, K)
         self.shared = shared
         #: one shared precision: P_mm^-1 of each row of a sub-block, by columns
-        #: (c, n, c) (see _solve_rows)
+        #: (c, c, n) (see _solve_rows)
         self.row_inv = None
-        #: the inverses by columns, (c, U, P, c) in the work's dtype (column j of
-        #: every inverse: unit_inv[j]); one shared precision: (c, P, c)
+        #: the inverses by columns, (c, U, c, P) in the work's dtype (column j of
+        #: every inverse: unit_inv[j]); one shared precision: (c, c, P)
         self.unit_inv = unit_inv
 
     def __getitem__(self, sl: slice) -> _Group:
@@ -90,24 +96,25 @@ class _Group:
         def part(a):
             return None if a is None else a[sl]
 
-        flat = None if self.flat is None else self.flat[sl] - (sl.start or 0) * self.n_features
+        flat = (None if self.flat is None
+                else self.flat[:, sl] - (sl.start or 0) * self.n_features)
         return _Group(self.rows[sl], self.n_features, part(self.pattern), self.patterns,
                       self.inv, self.const, self.mass, self.shared, self.unit_inv, flat)
 
     def take(self, a: np.ndarray, ws, name: str) -> np.ndarray:
-        """The missing entries of ``a`` (..., n, D) of this sub-block: (..., n, c),
+        """The missing entries of ``a`` (..., n, D) of this sub-block: (..., c, n),
         in the work array of ``ws`` kept under ``name``."""
-        out = ws(name, a.shape[:-1] + self.flat.shape[1:], a.dtype)
+        out = ws(name, a.shape[:-2] + self.flat.shape, a.dtype)
         return np.take(a.reshape(a.shape[:-2] + (-1,)), self.flat, axis=-1, out=out, mode="clip")
 
     def row_const(self, ws) -> np.ndarray:
-        """``const`` of this sub-block's rows, as (K, n) (a view of a work array)."""
-        n, k = len(self.pattern), self.const.shape[1]
-        return np.take(self.const, self.pattern, axis=0, out=ws("m_const", (n, k)),
-                       mode="clip").T
+        """``const`` of this sub-block's rows, (K, n) (a work array)."""
+        n, k = len(self.pattern), self.const.shape[0]
+        return np.take(self.const, self.pattern, axis=1, out=ws("m_const", (k, n)), mode="clip")
 
     def put(self, a: np.ndarray, values) -> None:
-        """Set the missing entries of ``a`` (..., n, D) of this sub-block to ``values``."""
+        """Set the missing entries of ``a`` (..., n, D) of this sub-block to ``values``
+        ((..., c, n) or a scalar)."""
         if not a.flags.c_contiguous:  # its reshape would be a copy, and the store lost
             raise ValueError("put needs a C-contiguous work array")
         a.reshape(a.shape[:-2] + (-1,))[..., self.flat] = values
@@ -152,16 +159,17 @@ def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _solve_rows(columns: np.ndarray, b: np.ndarray, ws, name: str) -> np.ndarray:
-    """``inv[..., n, :, :] @ b[..., n, :]`` for small matrices given by their
-    columns (``columns[j] = inv[..., j]``, each contiguous): a sum over the ``c``
-    columns (fewer NumPy steps than a stacked matmul of tiny matrices, or than
-    the same sum over rows, measured), into work arrays of ``ws`` kept under
-    ``name`` (fresh ones per sub-block serialise threads on page faults)."""
+    """``inv_n @ b[..., :, n]`` for small matrices ``inv_n`` given by their
+    columns (``columns[j][..., i, n] = inv_n[i, j]``, each contiguous), the rows
+    last: a sum over the ``c`` columns (fewer NumPy steps than a stacked matmul
+    of tiny matrices, or than the same sum over rows, measured), into work
+    arrays of ``ws`` kept under ``name`` (fresh ones per sub-block serialise
+    threads on page faults)."""
     shape = np.broadcast_shapes(columns.shape[1:], b.shape)
-    out = np.multiply(columns[0], b[..., :1], out=ws(name, shape, columns.dtype))
+    out = np.multiply(columns[0], b[..., :1, :], out=ws(name, shape, columns.dtype))
     tmp = ws(name + "+", shape, columns.dtype)
-    for j in range(1, b.shape[-1]):
-        out += np.multiply(columns[j], b[..., j : j + 1], out=tmp)
+    for j in range(1, b.shape[-2]):
+        out += np.multiply(columns[j], b[..., j : j + 1, :], out=tmp)
     return out
 
 
@@ -310,15 +318,17 @@ class Marginal:
                 # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
                 const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * c  # (P, K) or (P, 1)
                 h = None
+                # by columns, the patterns last: (c, U, c, P); one shared precision
+                # (c, c, P) in float64, as its rows' work
+                columns = np.transpose(inv, (3, 1, 2, 0))
                 if self.shared:
                     h, q = self._shared_terms(patterns, inv[:, 0])
                     const = const - 0.5 * q
-                    unit_inv = np.ascontiguousarray(np.moveaxis(inv[:, 0], -1, 0))
+                    unit_inv = np.ascontiguousarray(columns[:, 0])
                 else:
-                    unit_inv = np.ascontiguousarray(np.moveaxis(np.swapaxes(inv, 0, 1), -1, 0),
-                                                    dtype=self.dtype)
+                    unit_inv = np.ascontiguousarray(columns, dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
-                const = np.ascontiguousarray(np.broadcast_to(const, mass.shape))
+                const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
                 out.append(_Group(rows, self.n_features, pattern, patterns, inv, const, mass,
                                   h, unit_inv))
         self._groups = out
@@ -345,7 +355,7 @@ class Marginal:
         (the responsibilities summing to one)."""
         n, d = resp.shape[1], self.n_features
         beta = np.dot(resp.T, self.mu_precision, out=ws("m_a", (n, d)))
-        eta = _solve_rows(group.row_inv, group.take(beta, ws, "m_am"), ws, "m_u")
+        eta = _solve_rows(group.row_inv, group.take(beta, ws, "m_am"), ws, "m_u")  # (c, n)
         gap = ws("m_gap", (n, d))
         gap.fill(0.0)
         group.put(gap, eta)
@@ -382,13 +392,13 @@ class Marginal:
         # P symmetric: rows of d0 P
         g = np.matmul(diff, self.work_precisions, out=ws("m_g", diff.shape, self.dtype))
         maha = np.einsum("knd,knd->kn", diff, g)
-        gm = group.take(g, ws, "m_gm")  # (K, n, c)
-        units, c = group.unit_inv.shape[1], group.flat.shape[1]
-        inv = np.take(group.unit_inv, group.pattern, axis=2,
-                      out=ws("m_inv", (c, units, n, c), self.dtype), mode="clip")
+        gm = group.take(g, ws, "m_gm")  # (K, c, n)
+        units, c = group.unit_inv.shape[1], len(group.flat)
+        inv = np.take(group.unit_inv, group.pattern, axis=3,
+                      out=ws("m_inv", (c, units, c, n), self.dtype), mode="clip")
         t = _solve_rows(inv, gm, ws, "m_t")
         t *= -1.0  # t = -P_mm^-1 g_m
-        maha += np.einsum("kni,kni->kn", t, gm)
+        maha += np.einsum("kin,kin->kn", t, gm)
         group.put(diff, t)
         np.multiply(maha, -0.5, out=wlp)
         wlp += group.row_const(ws)
@@ -400,18 +410,18 @@ class Marginal:
         ``y^T P y = x~0 . a + u . a_m`` and ``(P y) . mu~_k = y . (P mu~_k)``: one
         product with ``P`` per row."""
         precision = self.precisions[0]
-        n, c = group.flat.shape
+        c, n = group.flat.shape
         y = ws("m_y", x.shape)
         np.subtract(x, self.shift, out=y, dtype=np.float64)
         group.put(y, 0.0)
-        group.row_inv = np.take(group.unit_inv, group.pattern, axis=1,
-                                out=ws("m_inv", (c, n, c)), mode="clip")
+        group.row_inv = np.take(group.unit_inv, group.pattern, axis=2,
+                                out=ws("m_inv", (c, c, n)), mode="clip")
         a = np.dot(y, precision, out=ws("m_a", y.shape))
         a_m = group.take(a, ws, "m_am")
         u = _solve_rows(group.row_inv, a_m, ws, "m_u")
         np.negative(u, out=u)
         quad = np.einsum("nd,nd->n", y, a)
-        quad += np.einsum("nc,nc->n", u, a_m)
+        quad += np.einsum("cn,cn->n", u, a_m)
         group.put(y, u)
         np.dot(self.mu_precision, y.T, out=wlp)  # (K, n): (P y) . mu~_k
         wlp -= 0.5 * quad
