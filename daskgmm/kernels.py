@@ -497,9 +497,14 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     if not groups:
         return
     # the groups' rows one after the other, read in one sweep (rows of a group
-    # taken sub-block by sub-block from all of ``rows`` miss the cache: 5x slower)
-    order = np.concatenate([group.rows for group in groups])
-    grouped = np.take(rows, order, axis=0, out=ws("m_x", (len(order), rows.shape[1]), rows.dtype))
+    # taken sub-block by sub-block from all of ``rows`` miss the cache: 5x
+    # slower); one group of every row (diagonal types) is ``rows`` itself
+    if len(groups) == 1 and len(groups[0].rows) == len(rows):  # its rows: 0, 1, ...
+        grouped = rows
+    else:
+        order = np.concatenate([group.rows for group in groups])
+        grouped = np.take(rows, order, axis=0,
+                          out=ws("m_x", (len(order), rows.shape[1]), rows.dtype))
     offset = 0
     step = marginal.block_rows
     for group in groups:
