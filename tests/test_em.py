@@ -199,3 +199,24 @@ def test_nan_in_dask_input_is_found_in_the_first_pass():
     with pytest.raises(ValueError, match=r"Input X contains NaN or infinity: 1 of 1000 rows"):
         GaussianMixture(3, persist=False, **start).fit(reads.array)
     assert reads.passes == 1  # one pass, no separate check
+
+
+def test_passes_run_their_tasks_with_one_blas_thread_and_restore_the_limit():
+    """Chunk tasks run in parallel already: BLAS inside them gets one thread, and
+    the process's limit is as before once the pass is done."""
+    import dask
+    from threadpoolctl import threadpool_info
+
+    from daskgmm import passes
+
+    def blas_threads():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = blas_threads()
+    probe = da.ones((10, 2), chunks=5).map_blocks(
+        lambda b: np.array([[blas_threads()]]), chunks=(1, 1), dtype=int)
+    with dask.config.set(scheduler="threads"):
+        (inside,) = passes.compute(probe)
+        (again,) = passes.compute(probe)
+    assert inside.ravel().tolist() == again.ravel().tolist() == [1, 1]
+    assert blas_threads() == before
