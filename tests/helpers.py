@@ -90,3 +90,41 @@ def stopped_after(passes, monkeypatch):
 
     monkeypatch.setattr(em, "expectation", flaky)
     return lambda: monkeypatch.setattr(em, "expectation", original)
+
+
+def run_cli_in_process(*args):
+    """``daskgmm ARGS`` through the command's own ``main`` in this process, as a
+    ``CompletedProcess``: the same code as the command (parsing, checks, exit
+    codes, messages) without a new Python's 2-3 s of imports. Warnings are shown
+    as a new process shows them (not this session's filters, which make some
+    errors), and the logging set-up that ``main`` does is undone afterwards."""
+    import contextlib
+    import io
+    import logging
+    import subprocess
+    import warnings
+
+    from daskgmm import cli
+
+    names = ("daskgmm", "distributed", "distributed.client")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+              warnings.catch_warnings()):
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            warnings.showwarning = _warning_to_stderr
+            code = cli.main([str(a) for a in args])
+    finally:
+        for lg, handlers, level, propagate in saved:
+            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+    return subprocess.CompletedProcess(["daskgmm", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def _warning_to_stderr(message, category, filename, lineno, file=None, line=None):
+    import sys
+    import warnings
+
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

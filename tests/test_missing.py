@@ -402,10 +402,10 @@ def test_float32_rows_with_missing_values_give_a_float32_model_close_to_float64(
 
 
 def test_the_command_line_fits_with_missing_values_and_the_model_keeps_the_choice(tmp_path):
-    import subprocess
-    import sys
-
+    """The commands run by their ``main`` in this process (as processes of their
+    own: the xarray test above, and tests/test_cli.py)."""
     import zarr
+    from helpers import run_cli_in_process
 
     import daskgmm
 
@@ -413,13 +413,11 @@ def test_the_command_line_fits_with_missing_values_and_the_model_keeps_the_choic
     da.from_array(X, chunks=(1000, 3)).to_zarr(str(tmp_path / "data.zarr"))
 
     def run(*args):
-        done = subprocess.run([sys.executable, "-m", "daskgmm.cli", *map(str, args)],
-                              capture_output=True, text=True, timeout=300)
+        done = run_cli_in_process(*args)
         assert done.returncode == 0, done.stderr[-3000:]
         return done
 
-    refused = subprocess.run([sys.executable, "-m", "daskgmm.cli", "fit", tmp_path / "data.zarr",
-                              "-k", "3"], capture_output=True, text=True, timeout=300)
+    refused = run_cli_in_process("fit", tmp_path / "data.zarr", "-k", "3")
     assert refused.returncode == 2 and "missing='marginalize'" in refused.stderr
     run("fit", tmp_path / "data.zarr", "-k", 3, "--random-state", 0, "--missing", "marginalize",
         "-o", tmp_path / "model.zarr")
@@ -433,14 +431,11 @@ def test_the_command_line_fits_with_missing_values_and_the_model_keeps_the_choic
     run("impute", tmp_path / "model.zarr", tmp_path / "data.zarr", "-o", filled)
     np.testing.assert_allclose(zarr.open_array(str(filled))[:], model.impute(X), rtol=1e-12)
     assert not np.isnan(zarr.open_array(str(filled))[:]).any()
-    again = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute", tmp_path / "model.zarr",
-                            tmp_path / "data.zarr", "-o", filled], capture_output=True, text=True,
-                           timeout=300)
+    again = run_cli_in_process("impute", tmp_path / "model.zarr", tmp_path / "data.zarr",
+                               "-o", filled)
     assert again.returncode == 2 and "holds daskgmm imputed" in again.stderr
     run("impute", tmp_path / "model.zarr", tmp_path / "data.zarr", "-o", filled, "--overwrite")
-    onto_input = subprocess.run([sys.executable, "-m", "daskgmm.cli", "impute",
-                                 tmp_path / "model.zarr", tmp_path / "data.zarr", "-o",
-                                 tmp_path / "data.zarr", "--overwrite"], capture_output=True,
-                                text=True, timeout=300)
+    onto_input = run_cli_in_process("impute", tmp_path / "model.zarr", tmp_path / "data.zarr",
+                                    "-o", tmp_path / "data.zarr", "--overwrite")
     assert onto_input.returncode == 2 and "input" in onto_input.stderr
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "data.zarr"))[:], X)  # intact

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import zarr
 from conftest import blobs
+from helpers import run_cli_in_process
 
 import daskgmm
 from daskgmm import GaussianMixture
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "daskgmm.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    """The command line, run by its ``main`` in this process (the command as a
+    process of its own: tests/test_cli.py)."""
+    return run_cli_in_process(*args)
 
 
 @pytest.fixture
