@@ -496,9 +496,10 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     groups = marginal.groups(rows, keep_empty)
     if not groups:
         return
-    # the groups' rows one after the other, read in one sweep (rows of a group
-    # taken sub-block by sub-block from all of ``rows`` miss the cache: 5x
-    # slower); one group of every row (diagonal types) is ``rows`` itself
+    # the groups' rows one after the other, read in one sweep (a group's rows
+    # taken sub-block by sub-block from all of ``rows`` came from memory, out of
+    # cache: 330 us against 55 us for 12,500 rows); one group of every row
+    # (diagonal types) is ``rows`` itself
     if len(groups) == 1 and len(groups[0].rows) == len(rows):  # its rows: 0, 1, ...
         grouped = rows
     else:
