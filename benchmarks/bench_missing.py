@@ -35,7 +35,7 @@ import dask
 import dask.array as da
 import numpy as np
 from bench_em import timed_fit
-from bench_kernels import TYPES, problem
+from bench_kernels import REG_COVAR, TYPES, problem
 from threadpoolctl import threadpool_limits
 
 import daskgmm
@@ -106,9 +106,9 @@ def main():
                 X, params, _ = problem(n, d, k, cov, np.dtype(dtype))
                 Xm = with_holes(X, args.fraction, args.most)
                 base, opt, holes = interleaved_medians([
-                    lambda: kernels.chunk_statistics(X, *params),
-                    lambda: kernels.chunk_statistics(X, *params, 0, True),
-                    lambda: kernels.chunk_statistics(Xm, *params, 0, True),
+                    lambda: kernels.chunk_statistics(X, *params, reg_covar=REG_COVAR),
+                    lambda: kernels.chunk_statistics(X, *params, 0, True, reg_covar=REG_COVAR),
+                    lambda: kernels.chunk_statistics(Xm, *params, 0, True, reg_covar=REG_COVAR),
                 ], args.repeats)
                 print(f"{dtype + ' ' + cov:18} {base * per_m:9.3f} {opt * per_m:9.3f} "
                       f"{opt / base - 1:+9.1%} {holes * per_m:9.3f} {holes / base:6.2f}x",

@@ -89,7 +89,8 @@ def model_kernels(blocks, k, covariance_type) -> dict:
     return {
         "assign": two_thread_seconds(lambda b: kmeans.chunk_assignment_statistics(
             b, start["means_init"], covariance_type), blocks),
-        "em": two_thread_seconds(lambda b: kernels.chunk_statistics(b, *args), blocks),
+        "em": two_thread_seconds(lambda b: kernels.chunk_statistics(b, *args, reg_covar=1e-6),
+                                 blocks),  # an EM pass, GaussianMixture's default reg_covar
         "score": two_thread_seconds(lambda b: kernels.chunk_split_scores(b, *args), blocks),
     }
 

@@ -31,17 +31,21 @@ logger = logging.getLogger(__name__)
 def expectation(
     X: da.Array, params: list[GMMParams], missing: str = "raise",
     sample_weight: da.Array | None = None, n_worst: int | list[int] = 0,
+    reg_covar: float = 0.0,
 ) -> list[SufficientStatistics]:
     """One E-step pass for all the parameter sets (see :func:`summed_statistics`):
     several initialisations, or the models of a search (of any covariance types
     and sizes), run in lockstep cost one read of the data per iteration.
     ``sample_weight``: (n, 1), chunked like the rows of ``X``. ``n_worst``: also
-    find the rows each model explains worst (re-seeding); one for all, or a list."""
+    find the rows each model explains worst (re-seeding); one for all, or a list.
+    ``reg_covar``: what the M-step adds to the covariances (see
+    :func:`kernels.chunk_statistics`)."""
     n_worst = per_call(n_worst, len(params))
     return summed_statistics(
         X, kernels.chunk_statistics, [(*p.kernel_args, w) for p, w in zip(params, n_worst)],
         [p.means for p in params], [p.covariance_type for p in params], missing,
         weights=sample_weight, n_worst=n_worst,
+        options={"reg_covar": reg_covar} if reg_covar else None,
     )
 
 
@@ -117,7 +121,8 @@ def run_em(
             return runs
         t0 = time.perf_counter()
         stats = expectation(X, [runs[i].params for i in active], missing, sample_weight,
-                            [runs[i].params.n_components if reseed else 0 for i in active])
+                            [runs[i].params.n_components if reseed else 0 for i in active],
+                            reg_covar)
         updates = []
         for i, st in zip(active, stats):
             if st.n_empty and runs[i].n_iter == 0:

@@ -97,7 +97,8 @@ def _row_weighted_sums(r_t, a):
 class _Model:
     """The parameters of one E-step, cast once to the data's dtype."""
 
-    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype):
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype,
+                 reg_covar=0.0):
         means = np.asarray(means, dtype=np.float64)
         self.means_f64, self.pc_f64 = means, precisions_cholesky
         self.n_components, self.n_features = means.shape
@@ -119,7 +120,8 @@ class _Model:
             + self.cov.log_det_cholesky(precisions_cholesky, self.n_features)
             - 0.5 * self.n_features * _LOG_2PI
         )
-        self.expanded = self.cov.expansion(means, precisions_cholesky, self.offset, np.dtype(dtype))
+        self.expanded = self.cov.expansion(means, precisions_cholesky, self.offset,
+                                           np.dtype(dtype), reg_covar)
 
     def marginal(self) -> Marginal:
         """The marginals and conditionals for rows with missing features."""
@@ -287,7 +289,7 @@ def row_weights(sample_weight, n_rows):
 
 
 def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type, n_worst=0,
-                     marginalize=False, sample_weight=None):
+                     marginalize=False, sample_weight=None, reg_covar=0.0):
     """E-step and sufficient statistics of one chunk, as a (1, size) float64 row.
 
     Non-finite input rows make the row's log-likelihood non-finite; they are
@@ -302,10 +304,12 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     features are integrated out (:mod:`daskgmm.missing`) and their expected
     statistics added; rows whose every feature is NaN count for nothing and are
     counted (``n_empty``). A chunk without NaN takes the same path as without.
+    ``reg_covar``: what the M-step adds to the covariances (a kernel whose
+    rounding is far below it may be taken, see :class:`~daskgmm.covariance.Expansion`).
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
-    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
+    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype, reg_covar)
     stats, incomplete = _complete_statistics(block, model, covariance_type, n_worst, sw,
                                              marginalize)
     if len(incomplete):

@@ -264,7 +264,7 @@ def per_call(value, n: int) -> list:
 def summed_statistics(
     X: da.Array, kernel: Callable, calls: list[tuple], centers: list[np.ndarray],
     covariance_type: str | list[str], missing: str = "raise", weights: da.Array | None = None,
-    n_worst: int | list[int] = 0,
+    n_worst: int | list[int] = 0, options: dict | None = None,
 ) -> list[SufficientStatistics]:
     """``kernel(block, *args)`` for each ``args`` in ``calls``, summed over the
     chunks of ``X`` in one ``compute``: the statistics of each, centred on the
@@ -274,6 +274,7 @@ def summed_statistics(
     ``n_worst`` worst of all (:attr:`SufficientStatistics.worst`).
     ``covariance_type`` and ``n_worst`` are one for all the calls, or a list of
     one per call: models of other types and sizes (a search grid) share the pass.
+    ``options``: more keyword arguments of the kernel, the same for every call.
 
     Every chunk is read once and handed to all the calls (their tasks share the
     chunk's key), so several parameter sets cost one read of the data, not one each.
@@ -282,7 +283,8 @@ def summed_statistics(
     worsts = per_call(n_worst, len(calls))
     totals = [
         reduce_chunks(X, kernel, *args, weights=weights, keep=w * (1 + c.shape[1]),
-                      size=StatsLayout(*c.shape, t).size, **kernel_options(missing))
+                      size=StatsLayout(*c.shape, t).size, **kernel_options(missing),
+                      **(options or {}))
         for args, c, t, w in zip(calls, centers, types, worsts)
     ]
     out = []

@@ -136,6 +136,46 @@ def test_expanded_models_stay_accurate_for_far_apart_means(covariance_type, sepa
     np.testing.assert_allclose(st.Sk, want, rtol=1e-9)
 
 
+def test_the_full_expansion_is_taken_only_where_its_rounding_is_far_below_reg_covar():
+    """An EM pass (``reg_covar`` given) over float64 rows may take the full
+    expansion; its statistics equal the naive ones, and differ from the centred
+    kernel's by far less than the ``reg_covar`` the M-step adds."""
+    p = random_params("full")
+    rng = np.random.default_rng(11)
+    X = p.means[rng.integers(3, size=6000)] + rng.normal(size=(6000, 4))
+
+    def expanded(params, dtype=np.float64, reg_covar=1e-6):
+        return kernels._Model(*params.kernel_args, dtype, reg_covar).expanded is not None
+
+    assert expanded(p)
+    assert not expanded(p, reg_covar=0.0)  # reg_covar=0: a collapse keeps its exact zero
+    assert not expanded(p, np.float32)
+    far = GMMParams(p.weights, p.means * 30, p.covariances, p.precisions_cholesky, "full")
+    assert not expanded(far)  # the rounding would reach reg_covar
+    assert expanded(far, reg_covar=10.0)
+
+    def stats(reg_covar, n_worst=0):
+        out = kernels.chunk_statistics(X, *p.kernel_args, n_worst, reg_covar=reg_covar)[0]
+        return SufficientStatistics.from_vector(out[: StatsLayout(3, 4, "full").size], p.means,
+                                                "full"), out
+
+    fast, centred = stats(1e-6)[0], stats(0.0)[0]
+    wlp = naive_weighted_log_prob(X, p)
+    r = np.exp(wlp - np.logaddexp.reduce(wlp, axis=1)[:, None])
+    diff = X[None] - p.means[:, None]
+    np.testing.assert_allclose(fast.nk, r.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(fast.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(fast.Sk, np.einsum("nk,kni,knj->kij", r, diff, diff), rtol=1e-10)
+    assert fast.log_lik_sum == pytest.approx(np.logaddexp.reduce(wlp, axis=1).sum(), rel=1e-13)
+    assert np.abs(fast.Sk / fast.nk[:, None, None] - centred.Sk / centred.nk[:, None, None]).max() \
+        < 1e-3 * 1e-6
+    # the worst rows of a pass are the same rows
+    w_fast, w_centred = stats(1e-6, 4)[1], stats(0.0, 4)[1]
+    size = StatsLayout(3, 4, "full").size
+    np.testing.assert_array_equal(w_fast[size:].reshape(4, 5)[:, 1:],
+                                  w_centred[size:].reshape(4, 5)[:, 1:])
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_component_of_zero_weight_gets_no_rows(covariance_type):
     p = random_params(covariance_type)

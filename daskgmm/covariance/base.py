@@ -143,6 +143,14 @@ class Expansion(ABC):
         shift = means.mean(axis=0)
         return shift, means - shift
 
+    def shifted_and_one(self, block, ws) -> np.ndarray:
+        """The features ``[x~, 1]``, (D + 1, rows) float64."""
+        d = block.shape[1]
+        f = ws("features", (d + 1, block.shape[0]))
+        np.subtract(block.T, self.shift[:, None], out=f[:d])
+        f[d] = 1.0
+        return f
+
     @staticmethod
     def close_enough(const) -> bool:
         """Whether every squared Mahalanobis distance from ``c`` to a mean is small
@@ -296,8 +304,11 @@ class CovarianceType(ABC):
         """Add ``sum weighted own^T`` to ``Sk``: ``own`` the rows of component ``k``
         less its centre, ``weighted`` the same times their sample weights (or ``own``)."""
 
-    def expansion(self, means, precisions_cholesky, offset, dtype) -> Expansion | None:
-        """The fast path for these parameters and data dtype, or None (centred data)."""
+    def expansion(self, means, precisions_cholesky, offset, dtype,
+                  reg_covar: float = 0.0) -> Expansion | None:
+        """The fast path for these parameters and data dtype, or None (centred data).
+        ``reg_covar``: what the M-step will add to the covariances, for a type whose
+        expansion rounds its second moments by an absolute amount (full)."""
         return None
 
     def __repr__(self) -> str:

@@ -45,11 +45,7 @@ class _TiedExpansion(Expansion):
         return cls(shift, delta, pc, coef)
 
     def features(self, block, ws):
-        d = block.shape[1]
-        f = ws("features", (d + 1, block.shape[0]))
-        np.subtract(block.T, self.shift[:, None], out=f[:d])
-        f[d] = 1.0
-        return f
+        return self.shifted_and_one(block, ws)
 
     def log_prob(self, features, ws, out):
         d = self.delta.shape[1]
@@ -151,7 +147,7 @@ class Tied(CovarianceType):
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk += np.dot(weighted.T, own)
 
-    def expansion(self, means, precisions_cholesky, offset, dtype):
+    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0):
         return _TiedExpansion.of(means, precisions_cholesky, offset, dtype)
 
 
