@@ -63,6 +63,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
     if expansion is not None:
         rows = _EXPANDED_BYTES // expansion.row_bytes
+        if expansion.max_rows is not None:
+            rows = min(rows, expansion.max_rows)
     else:
         rows = _WORKSET_ELEMENTS // max(1, n_components * n_features)
     return int(min(16384, max(256, rows)))

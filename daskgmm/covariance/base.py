@@ -132,6 +132,8 @@ class Expansion(ABC):
     """
 
     row_bytes: int
+    #: the most rows of a sub-block (None: as many as ``row_bytes`` allows)
+    max_rows: int | None = None
 
     def __init__(self, shift, delta):
         self.shift, self.delta = shift, delta

@@ -17,8 +17,8 @@ from .base import (
 __all__ = ["FULL", "Full"]
 
 
-#: Bound on the growth of the rounding in a sub-block's products (its rows, at most
-#: ~2,000 per product), for :class:`_FullExpansion`'s guard.
+#: Bound on the growth of the rounding in a sub-block's products: their length, the
+#: sub-block's rows, which :class:`_FullExpansion` keeps to at most this many.
 _PRODUCT_GROWTH = 2048
 #: The largest rounding of the expansion's covariances, relative to ``reg_covar``.
 _SHARE_OF_REG = 1e-3
@@ -45,6 +45,8 @@ class _FullExpansion(Expansion):
     products in float32 already, and its rounding would be 1e9 times larger).
     """
 
+    max_rows = _PRODUCT_GROWTH
+
     def __init__(self, shift, delta, stacked, offset):
         super().__init__(shift, delta)
         self.stacked, self.offset = stacked, offset
@@ -62,7 +64,10 @@ class _FullExpansion(Expansion):
         if not cls.close_enough(np.einsum("ki,ki->k", whitened_delta, whitened_delta)):
             return None
         # |x~|^2 of a component's rows: about |d_k|^2 + trace(S_k), S_k = (L_k L_k^T)^-1
-        inverse = np.linalg.inv(pc)
+        try:
+            inverse = np.linalg.inv(pc)
+        except np.linalg.LinAlgError:
+            return None
         size = np.einsum("kd,kd->k", delta, delta) + np.einsum("kij,kij->k", inverse, inverse)
         rounding = _PRODUCT_GROWTH * np.finfo(np.float64).eps * size
         if not (np.isfinite(rounding).all() and rounding.max() <= _SHARE_OF_REG * reg_covar):
