@@ -45,7 +45,7 @@ def expectation(
         X, kernels.chunk_statistics, [(*p.kernel_args, w) for p, w in zip(params, n_worst)],
         [p.means for p in params], [p.covariance_type for p in params], missing,
         weights=sample_weight, n_worst=n_worst,
-        options={"reg_covar": reg_covar} if reg_covar else None,
+        options={"reg_covar": reg_covar},
     )
 
 
