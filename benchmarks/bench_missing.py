@@ -15,9 +15,10 @@ Seconds per 1,000,000 rows, medians of ``--repeats`` runs of the three in turn
 (a drift of the machine's speed affects them alike), and the ratios.
 
 Then whole EM iterations of ``GaussianMixture`` (``--fit-rows`` x 16 in memory,
-chunks of ``--rows``, the threaded scheduler on every core, from the same
-means): seconds per iteration on the complete rows and on the same rows with
-holes, each the median of the iterations' times (``verbose=2``) over
+chunks of ``--rows``, from the same means), on the threaded scheduler on every
+core and on a LocalCluster of one single-threaded worker process per core
+(``--scheduler``): seconds per iteration on the complete rows and on the same
+rows with holes, each the median of the iterations' times (``verbose=2``) over
 ``--fit-repeats`` fits of ``--iterations`` iterations, the two fitted in turn.
 
     python benchmarks/bench_missing.py
@@ -28,8 +29,11 @@ holes, each the median of the iterations' times (``verbose=2``) over
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import time
+import warnings
 
 import dask
 import dask.array as da
@@ -67,17 +71,36 @@ def interleaved_medians(fns, repeats):
     return [statistics.median(t) for t in times]
 
 
-def iteration_seconds(X, means, covariance_type, missing, iterations, chunk_rows):
-    """Median seconds of an EM iteration of ``GaussianMixture`` on ``X`` (in memory,
-    threaded scheduler), from ``means``."""
-    data = da.from_array(X, chunks=(chunk_rows, X.shape[1])).persist()
+def iteration_seconds(X, means, covariance_type, missing, iterations, chunk_rows, client=None):
+    """Median seconds of an EM iteration of ``GaussianMixture`` on ``X`` (in memory:
+    on the threaded scheduler, or persisted on the workers of ``client``), from
+    ``means``."""
+    data = da.from_array(X, chunks=(chunk_rows, X.shape[1]))
 
     def make(**kw):
         return daskgmm.GaussianMixture(len(means), covariance_type=covariance_type,
                                        means_init=means, missing=missing, **kw)
 
+    if client is not None:
+        return timed_fit(make, client.persist(data), iterations)[0]
     with dask.config.set(scheduler="threads"):
-        return timed_fit(make, data, iterations)[0]
+        return timed_fit(make, data.persist(), iterations)[0]
+
+
+@contextlib.contextmanager
+def scheduler(name):
+    """None for the threaded scheduler, or a client of a LocalCluster of one
+    single-threaded worker process per core (``processes``): Dask's default
+    cluster on a small machine, whose nannies make each worker hand freed
+    memory back to the system at once (``MALLOC_TRIM_THRESHOLD_``)."""
+    if name == "threads":
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=os.cpu_count(), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
 
 
 def main():
@@ -94,6 +117,8 @@ def main():
                     help="rows of the whole-iteration comparison (0: skip it)")
     ap.add_argument("--iterations", type=int, default=6)
     ap.add_argument("--fit-repeats", type=int, default=3)
+    ap.add_argument("--scheduler", choices=["threads", "processes"], action="append",
+                    help="where whole iterations run (default: both)")
     args = ap.parse_args()
     n, d, k = args.rows, args.features, args.components
     per_m = 1e6 / n
@@ -115,21 +140,28 @@ def main():
                       flush=True)
     if not args.fit_rows:
         return
-    print(f"\nEM iterations of GaussianMixture, {args.fit_rows} x {d}, K={k}, chunks of {n} rows, "
-          f"threaded scheduler; seconds per iteration, median over {args.fit_repeats} fits of "
-          f"{args.iterations} iterations")
-    print(f"{'':18} {'complete':>9} {'with NaN':>9} {'ratio':>7}")
-    for dtype in args.dtype or ["float64", "float32"]:
-        for cov in args.covariance_type or TYPES:
-            X, params, _ = problem(args.fit_rows, d, k, cov, np.dtype(dtype))
-            Xm = with_holes(X, args.fraction, args.most)
-            times = [[], []]
-            for _ in range(args.fit_repeats):
-                for data, missing, t in ((X, "raise", times[0]), (Xm, "marginalize", times[1])):
-                    t.append(iteration_seconds(data, params[1], cov, missing, args.iterations, n))
-            full, holes = (statistics.median(t) for t in times)
-            print(f"{dtype + ' ' + cov:18} {full:9.3f} {holes:9.3f} {holes / full:6.2f}x",
-                  flush=True)
+    for name in args.scheduler or ["threads", "processes"]:
+        where = ("threaded scheduler" if name == "threads" else
+                 f"LocalCluster of {os.cpu_count()} single-threaded worker processes")
+        print(f"\nEM iterations of GaussianMixture, {args.fit_rows} x {d}, K={k}, chunks of {n} "
+              f"rows, {where}; seconds per iteration, median over {args.fit_repeats} fits of "
+              f"{args.iterations} iterations")
+        print(f"{'':18} {'complete':>9} {'with NaN':>9} {'ratio':>7}")
+        with scheduler(name) as client, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the data embedded in the graph, once
+            for dtype in args.dtype or ["float64", "float32"]:
+                for cov in args.covariance_type or TYPES:
+                    X, params, _ = problem(args.fit_rows, d, k, cov, np.dtype(dtype))
+                    Xm = with_holes(X, args.fraction, args.most)
+                    times = [[], []]
+                    for _ in range(args.fit_repeats):
+                        for data, missing, t in ((X, "raise", times[0]),
+                                                 (Xm, "marginalize", times[1])):
+                            t.append(iteration_seconds(data, params[1], cov, missing,
+                                                       args.iterations, n, client))
+                    full, holes = (statistics.median(t) for t in times)
+                    print(f"{dtype + ' ' + cov:18} {full:9.3f} {holes:9.3f} {holes / full:6.2f}x",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,16 @@ costs more in calls and GIL hand-overs than it gains (measured on threads).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 
 from .covariance import COVARIANCE
 from .missing import Marginal, has_missing
 from .params import StatsLayout
-from .recovery import worst_rows
+from .recovery import WorstRows
 
 __all__ = [
     "Accumulator",
@@ -58,6 +60,9 @@ _WORKSET_ELEMENTS = 1 << 18
 #: Bytes of the work arrays of an expansion per sub-block.
 _EXPANDED_BYTES = 1 << 21
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Largest work array that a thread keeps from one chunk task to the next.
+_RETAINED_BYTES = 8 << 20
+_THREAD = threading.local()
 
 
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
@@ -71,23 +76,55 @@ def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
 
 
 class Workspace:
-    """Work arrays kept from one sub-block to the next.
+    """Work arrays kept from one sub-block to the next, and from one chunk task to
+    the next on the same thread (:meth:`of_thread`).
 
     Fresh arrays of a few MiB per sub-block would each be mapped and faulted
     in anew; page faults serialise the threads of a process, so reusing the
-    arrays is what lets chunk tasks on threads run in parallel.
+    arrays is what lets chunk tasks on threads run in parallel. A Dask worker
+    process returns freed memory to the system at once (its nanny sets
+    ``MALLOC_TRIM_THRESHOLD_``), so there even the arrays of one chunk's first
+    sub-block, fresh per task, cost 1.2-1.9x the time of the rest of the task's
+    work on them (measured: complete chunks 29 ms against 22, chunks with NaN
+    51 ms against 33).
     """
 
     def __init__(self):
         self._arrays = {}
+        self._busy = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def of_thread(cls):
+        """This thread's workspace for one chunk task (a fresh one when it is
+        already in use further up the stack). Buffers of more than
+        :data:`_RETAINED_BYTES` are dropped at the end: what stays is a few MiB
+        per thread."""
+        ws = getattr(_THREAD, "workspace", None)
+        if ws is None:
+            ws = _THREAD.workspace = cls()
+        if ws._busy:
+            yield cls()
+            return
+        ws._busy = True
+        try:
+            yield ws
+        finally:
+            ws._busy = False
+            for name in [n for n, a in ws._arrays.items() if a.nbytes > _RETAINED_BYTES]:
+                del ws._arrays[name]
 
     def __call__(self, name, shape, dtype=np.float64):
         """An array of ``shape``: a view of the buffer kept under ``name``, which
-        grows when a larger one is asked for (sub-blocks of varying rows reuse it)."""
+        grows when a larger one is asked for (sub-blocks of varying rows reuse it),
+        by half again at least: sizes that creep up (the rows kept of successive
+        sub-blocks) would otherwise map a fresh buffer each time."""
         size = math.prod(shape)
         a = self._arrays.get(name)
-        if a is None or a.size < size or a.dtype != dtype:
+        if a is None or a.dtype != dtype:
             a = self._arrays[name] = np.empty(size, dtype=dtype)
+        elif a.size < size:
+            a = self._arrays[name] = np.empty(max(size, a.size * 3 // 2), dtype=dtype)
         return a[:size].reshape(shape)
 
 
@@ -166,22 +203,32 @@ def _centred(block, centers, ws):
     return out
 
 
-def _normalise_in_place(wlp):
+def _normalise_in_place(wlp, ws=None):
     """Turn weighted log-probs (K, rows) into responsibilities, in place.
 
     Returns the per-row log-sum-exp. A hand-written max/exp/sum/log is faster
     than scipy's ``logsumexp`` here and never exponentiates unnormalised values.
+    With a :class:`Workspace` ``ws``, the per-row vectors are its arrays (the
+    log-sum-exp one of them, valid until the next sub-block).
     """
-    mx = wlp.max(axis=0)
-    mx[~np.isfinite(mx)] = 0.0
+    n = wlp.shape[1]
+    mx = wlp.max(axis=0, out=None if ws is None else ws("n_max", (n,)))
+    finite = np.isfinite(mx, out=None if ws is None else ws("n_finite", (n,), bool))
+    if not finite.all():
+        mx[~finite] = 0.0
     wlp -= mx
     np.exp(wlp, out=wlp)
-    tot = wlp.sum(axis=0)
+    tot = wlp.sum(axis=0, out=None if ws is None else ws("n_total", (n,)))
     with np.errstate(divide="ignore", invalid="ignore"):
         wlp /= tot
-        lse = np.log(tot)
+        lse = np.log(tot, out=tot)
     lse += mx
     return lse
+
+
+def _copied(a, out):
+    np.copyto(out, a)
+    return out
 
 
 def as_2d(block):
@@ -299,7 +346,7 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     ``sample_weight`` (the chunk's weights, one per row) multiplies each row's
     responsibilities and log-likelihood. With ``n_worst``, the row also carries
     the chunk's ``n_worst`` rows of lowest log-likelihood
-    (:func:`daskgmm.recovery.worst_rows`, flattened): the candidates for
+    (:class:`daskgmm.recovery.WorstRows`, flattened): the candidates for
     re-seeding a collapsed component, found in the same pass.
 
     With ``marginalize``, rows with NaN are not non-finite: their missing
@@ -312,19 +359,20 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype, reg_covar)
-    stats, incomplete = _complete_statistics(block, model, covariance_type, n_worst, sw,
-                                             marginalize)
-    if len(incomplete):
-        size = StatsLayout(model.n_components, model.n_features, covariance_type).size
-        stats[:, :size] += _incomplete_statistics(
-            np.take(block, incomplete, axis=0), model, covariance_type,
-            None if sw is None else sw[incomplete])
+    with Workspace.of_thread() as ws:
+        stats, incomplete, rows = _complete_statistics(block, model, covariance_type, n_worst,
+                                                       sw, ws, marginalize)
+        if len(incomplete):
+            size = StatsLayout(model.n_components, model.n_features, covariance_type).size
+            stats[:, :size] += _incomplete_statistics(
+                rows, model, covariance_type, None if sw is None else sw[incomplete], ws)
     return stats
 
 
-def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize=False):
+def _complete_statistics(block, model, covariance_type, n_worst, sw, ws, marginalize=False):
     """The statistics of a chunk's rows, but with ``marginalize`` those with a NaN:
-    their indices are returned (the second value), for :func:`_incomplete_statistics`.
+    their indices and the rows themselves are returned (the second and third
+    values, the rows gathered while in cache), for :func:`_incomplete_statistics`.
 
     Rows with NaN show as rows of non-finite log-likelihood, which the pass counts
     and leaves out anyway: a chunk without NaN costs nothing more and takes the
@@ -336,9 +384,9 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
     acc = Accumulator(model.n_components, model.n_features, covariance_type, model.expanded,
                       model.rounding)
     step = model.block_rows
-    ws = Workspace()
-    log_lik = np.empty(block.shape[0]) if n_worst else None
+    worst = WorstRows(n_worst) if n_worst else None
     incomplete = []
+    gathered, n_gathered = None, 0  # the rows with NaN, once seen (a work array)
     ones = np.ones(block.shape[1], dtype=block.dtype)
     precheck = False  # set once rows with NaN are seen
     seen = 0  # rows with NaN that the pass counted as non-finite
@@ -353,30 +401,44 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
         kept = None
         if precheck:
             # NaN propagates; so does inf - inf, whose rows the incomplete path
-            # counts as non-finite
-            nan = np.isnan(np.dot(sub, ones))
+            # counts as non-finite. Work arrays throughout: a Dask worker gives
+            # freed memory back at once, and faults it in again at the next use
+            n = len(sub)
+            # the sub-block copied first, to a work array: then read from cache (one
+            # thread, 250,000 x 16, 20% of rows with NaN: 0.8x the time), and aligned
+            # (Dask may hand a chunk over at any offset of a pickle's frame, and np.dot
+            # and np.take then copy it to fresh memory each time: 2.1x the time in a
+            # worker process)
+            sub = _copied(sub, ws("aligned", sub.shape, sub.dtype))
+            nan = np.isnan(np.dot(sub, ones, out=ws("row_sums", (n,), sub.dtype)),
+                           out=ws("row_nan", (n,), bool))
             if nan.any():
-                incomplete.append(np.flatnonzero(nan) + start)
-                kept = np.flatnonzero(~nan)
-                sub = np.take(sub, kept, axis=0, out=ws("kept", (len(kept), sub.shape[1]),
-                                                        sub.dtype))
+                left = np.flatnonzero(nan)
+                np.take(sub, left, axis=0, mode="clip",
+                        out=gathered[n_gathered : n_gathered + len(left)])
+                n_gathered += len(left)
+                left += start
+                incomplete.append(left)
+                kept = np.flatnonzero(np.logical_not(nan, out=nan))
+                # mode="clip": with "raise", np.take writes to a fresh copy of ``out``
+                sub = np.take(sub, kept, axis=0, mode="clip",
+                              out=ws("kept", (len(kept), sub.shape[1]), sub.dtype))
                 w = None if w is None else w[kept]
-            complete[0] += len(nan)
-            complete[1] += len(nan) if kept is None else max(1, len(kept))
+            complete[0] += n
+            complete[1] += n if kept is None else max(1, len(kept))
         resp, work = model.log_prob_and_work(sub, ws)
-        lse = _normalise_in_place(resp)
-        if n_worst:
-            if kept is None:
-                log_lik[start : start + len(lse)] = lse
-            else:
-                log_lik[start : start + window] = np.nan  # rows with NaN are not seeds
-                log_lik[start + kept] = lse
-        finite = np.isfinite(lse)
+        lse = _normalise_in_place(resp, ws)
+        if worst is not None:  # rows with NaN are not seeds: not among ``kept``
+            worst.add(lse, start, kept, w)
+        finite = np.isfinite(lse, out=ws("finite", lse.shape, bool))
         if marginalize and not precheck and not finite.all():
             left = np.flatnonzero(~finite)
             left = left[has_missing(sub[left])]
             if len(left):
                 incomplete.append(left + start)
+                gathered = ws("m_rows", (block.shape[0] - start, block.shape[1]), block.dtype)
+                gathered[: len(left)] = sub[left]
+                n_gathered = len(left)
                 seen += len(left)
                 precheck = True
                 complete = [len(sub), max(1, len(sub) - len(left))]
@@ -385,23 +447,20 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, marginalize
     incomplete = np.concatenate(incomplete) if incomplete else np.empty(0, dtype=np.intp)
     acc.out[2] -= seen
     stats = acc.result(block.shape[0] - len(incomplete))
-    if not n_worst:
-        return stats, incomplete
-    if sw is not None:
-        log_lik[~(sw > 0)] = np.inf  # a row of weight zero is not a seed
-    kept = worst_rows(log_lik, block, n_worst)
-    return np.concatenate([stats, kept.reshape(1, -1)], axis=1), incomplete
+    rows = None if gathered is None else gathered[:n_gathered]
+    if worst is not None:
+        stats = np.concatenate([stats, worst.result(block).reshape(1, -1)], axis=1)
+    return stats, incomplete, rows
 
 
-def _incomplete_statistics(block, model, covariance_type, sw):
+def _incomplete_statistics(block, model, covariance_type, sw, ws):
     """The expected statistics of rows whose features sum to NaN, centred on the
     means (see :mod:`daskgmm.missing`). Rows with every feature missing are
     counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
     marginal = model.marginal()
-    ws = Workspace()
     for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, keep_empty=False):
-        lse = _normalise_in_place(resp)
+        lse = _normalise_in_place(resp, ws)
         marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
     marginal.finish(acc)
     out = acc.result(len(block))
@@ -440,23 +499,23 @@ def chunk_random_statistics(block, centers, covariance_type, seed, sample_weight
     c = centers.astype(block.dtype, copy=False)
     acc = Accumulator(k, d, covariance_type, offset=c.astype(np.float64) - centers)
     step = _block_rows(k, d)
-    ws = Workspace()
-    for start in range(0, block.shape[0], step):
-        diff = _centred(block[start : start + step], c, ws)
-        b = diff.shape[1]
-        resp = row_uniforms(seed, row0 + start, b, k).T.copy()
-        resp /= resp.sum(axis=0)
-        empty = None
-        if marginalize:
-            gap = np.isnan(block[start : start + step])
-            diff[:, gap] = 0.0
-            empty = gap.all(axis=1)
-        finite = np.isfinite(diff).all(axis=(0, 2))
-        if empty is not None:
-            finite &= ~empty
-        acc.add(diff, resp, finite, np.zeros(b), ws, None if sw is None else sw[start : start + b],
-                empty)
-    return acc.result(block.shape[0])
+    with Workspace.of_thread() as ws:
+        for start in range(0, block.shape[0], step):
+            diff = _centred(block[start : start + step], c, ws)
+            b = diff.shape[1]
+            resp = row_uniforms(seed, row0 + start, b, k).T.copy()
+            resp /= resp.sum(axis=0)
+            empty = None
+            if marginalize:
+                gap = np.isnan(block[start : start + step])
+                diff[:, gap] = 0.0
+                empty = gap.all(axis=1)
+            finite = np.isfinite(diff).all(axis=(0, 2))
+            if empty is not None:
+                finite &= ~empty
+            w = None if sw is None else sw[start : start + b]
+            acc.add(diff, resp, finite, np.zeros(b), ws, w, empty)
+        return acc.result(block.shape[0])
 
 
 def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_block, width, dtype,
@@ -471,27 +530,27 @@ def _map_rows(block, weights, means, precisions_cholesky, covariance_type, per_b
     shape = (n,) if width is None else (n, model.n_components)
     out = np.empty(shape, dtype=dtype)
     step = model.block_rows
-    ws = Workspace()
-    incomplete = []
-    for start in range(0, n, step):
-        sub = block[start : start + step]
-        wlp = model.log_prob_and_work(sub, ws)[0]
-        part = per_block(wlp)
-        bad = ~np.isfinite(sub).all(axis=1)
-        if bad.any():
-            part[bad] = -1 if np.dtype(dtype).kind == "i" else np.nan
-            if marginalize:
-                incomplete.append(np.flatnonzero(has_missing(sub)) + start)
-        out[start : start + step] = part
-    incomplete = np.concatenate(incomplete) if incomplete else ()
-    if len(incomplete):
-        rows = block[incomplete]
-        for group, wlp, _ in _marginal_sub_blocks(model, rows, ws):
+    with Workspace.of_thread() as ws:
+        incomplete = []
+        for start in range(0, n, step):
+            sub = block[start : start + step]
+            wlp = model.log_prob_and_work(sub, ws)[0]
             part = per_block(wlp)
-            if np.dtype(dtype).kind == "i":
-                part[~np.isfinite(wlp).all(axis=0)] = -1
-            out[incomplete[group.rows]] = part
-    return out
+            bad = ~np.isfinite(sub).all(axis=1)
+            if bad.any():
+                part[bad] = -1 if np.dtype(dtype).kind == "i" else np.nan
+                if marginalize:
+                    incomplete.append(np.flatnonzero(has_missing(sub)) + start)
+            out[start : start + step] = part
+        incomplete = np.concatenate(incomplete) if incomplete else ()
+        if len(incomplete):
+            rows = block[incomplete]
+            for group, wlp, _ in _marginal_sub_blocks(model, rows, ws):
+                part = per_block(wlp)
+                if np.dtype(dtype).kind == "i":
+                    part[~np.isfinite(wlp).all(axis=0)] = -1
+                out[incomplete[group.rows]] = part
+        return out
 
 
 def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
@@ -499,7 +558,7 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
     NaN, sub-block by sub-block (see :meth:`daskgmm.missing.Marginal.groups` and
     :meth:`~daskgmm.missing.Marginal.evaluate`)."""
     marginal = marginal or model.marginal()
-    groups = marginal.groups(rows, keep_empty)
+    groups = marginal.groups(rows, keep_empty, ws)
     if not groups:
         return
     # the groups' rows one after the other, read in one sweep (a group's rows
@@ -510,7 +569,7 @@ def _marginal_sub_blocks(model, rows, ws, marginal=None, keep_empty=True):
         grouped = rows
     else:
         order = np.concatenate([group.rows for group in groups])
-        grouped = np.take(rows, order, axis=0,
+        grouped = np.take(rows, order, axis=0, mode="clip",
                           out=ws("m_x", (len(order), rows.shape[1]), rows.dtype))
     offset = 0
     step = marginal.block_rows
@@ -585,10 +644,10 @@ def chunk_impute(block, weights, means, precisions_cholesky, covariance_type):
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype)
     rows = block[incomplete]
     marginal = model.marginal()
-    ws = Workspace()
-    for group, wlp, work in _marginal_sub_blocks(model, rows, ws, marginal):
-        _normalise_in_place(wlp)
-        expected = marginal.expected(group, work, wlp, ws)
-        r = incomplete[group.rows]
-        out[r] = np.where(np.isnan(out[r]), expected, out[r])
-    return out
+    with Workspace.of_thread() as ws:
+        for group, wlp, work in _marginal_sub_blocks(model, rows, ws, marginal):
+            _normalise_in_place(wlp)
+            expected = marginal.expected(group, work, wlp, ws)
+            r = incomplete[group.rows]
+            out[r] = np.where(np.isnan(out[r]), expected, out[r])
+        return out

@@ -284,12 +284,12 @@ class Marginal:
 
     # ------------------------------------------------------------ patterns
 
-    def groups(self, block: np.ndarray, keep_empty: bool = True) -> list[_Group]:
+    def groups(self, block: np.ndarray, keep_empty: bool = True, ws=None) -> list[_Group]:
         """The rows of ``block`` with a NaN: for dense types grouped by their number
         of missing features, with what each pattern needs. Rows with every feature
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
-        ``n_without_nan`` the rows with none."""
-        miss = np.isnan(block)
+        ``n_without_nan`` the rows with none. ``ws``: a workspace for the mask."""
+        miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
         first, row_ids = _find_patterns(_pattern_codes(miss))
         masks = miss[first]  # the patterns, in the order of their keys
         sizes = masks.sum(axis=1)
@@ -391,14 +391,14 @@ class Marginal:
         group.put(diff, 0.0)  # d0: zero at the missing features
         # P symmetric: rows of d0 P
         g = np.matmul(diff, self.work_precisions, out=ws("m_g", diff.shape, self.dtype))
-        maha = np.einsum("knd,knd->kn", diff, g)
+        maha = np.einsum("knd,knd->kn", diff, g, out=ws("m_maha", (k, n)))
         gm = group.take(g, ws, "m_gm")  # (K, c, n)
         units, c = group.unit_inv.shape[1], len(group.flat)
         inv = np.take(group.unit_inv, group.pattern, axis=3,
                       out=ws("m_inv", (c, units, c, n), self.dtype), mode="clip")
         t = _solve_rows(inv, gm, ws, "m_t")
         t *= -1.0  # t = -P_mm^-1 g_m
-        maha += np.einsum("kin,kin->kn", t, gm)
+        maha += np.einsum("kin,kin->kn", t, gm, out=ws("m_maha+", (k, n)))
         group.put(diff, t)
         np.multiply(maha, -0.5, out=wlp)
         wlp += group.row_const(ws)
@@ -420,11 +420,12 @@ class Marginal:
         a_m = group.take(a, ws, "m_am")
         u = _solve_rows(group.row_inv, a_m, ws, "m_u")
         np.negative(u, out=u)
-        quad = np.einsum("nd,nd->n", y, a)
-        quad += np.einsum("cn,cn->n", u, a_m)
+        quad = np.einsum("nd,nd->n", y, a, out=ws("m_quad", (n,)))
+        quad += np.einsum("cn,cn->n", u, a_m, out=ws("m_quad+", (n,)))
         group.put(y, u)
         np.dot(self.mu_precision, y.T, out=wlp)  # (K, n): (P y) . mu~_k
-        wlp -= 0.5 * quad
+        quad *= 0.5
+        wlp -= quad
         wlp += group.row_const(ws)  # with -q_pk / 2
         return wlp, y
 
@@ -436,11 +437,13 @@ class Marginal:
         if self.shared:
             self._accumulate_shared(acc, group, work, resp, lse, weight, ws)
         elif not self.diagonal:
-            acc.add(work, resp, np.isfinite(lse), lse, ws, weight)
+            acc.add(work, resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse, ws,
+                    weight)
         if not self.diagonal:
             _pattern_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
             return
-        left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
+        left_out = acc.weigh(resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse,
+                             weight)
         if left_out is not None:
             work[:, left_out] = 0.0
         self.sums += np.dot(resp, work.T)  # sums of r x~0^2, r x~0, r o, r
@@ -452,7 +455,8 @@ class Marginal:
         sum_k r mu~_k - E``, :meth:`_gap_correction`), so that
         ``sum_n y zbar^T = (R y)^T mu~ - y^T E``; the parts in ``z`` alone are
         summed per pattern in :meth:`finish`."""
-        left_out = acc.weigh(resp, np.isfinite(lse), lse, weight)
+        left_out = acc.weigh(resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse,
+                             weight)
         if left_out is not None:
             y[left_out] = 0.0
         gap = self._gap_correction(group, resp, ws)

@@ -14,7 +14,7 @@ reseed
     The component collapsed: onto a singleton or duplicated points, its
     variance scale is zero against the others' (or jitter up to 1% did not
     help). It is re-seeded on the row that the model explained worst in the
-    E-step just made (:func:`worst_rows`, tracked in the same pass), with the
+    E-step just made (:class:`WorstRows`, tracked in the same pass), with the
     pooled covariance of the healthy components and weight ``1/K`` (the weights
     renormalised). Where no row is known (an initialisation), the component
     keeps its mean and takes the pooled covariance. After ``K`` re-seeds in a
@@ -44,7 +44,7 @@ __all__ = [
     "jitter_floors",
     "merge_worst",
     "warn_recovered",
-    "worst_rows",
+    "WorstRows",
 ]
 
 #: The largest jitter, relative to a covariance's variance scale.
@@ -196,25 +196,64 @@ def factorised(covariance_type: str, means, covariances, weights, reg_covar: flo
     return means, covariances, weights, cov.precision_cholesky(covariances, reg_covar), events
 
 
-def worst_rows(log_lik: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` rows of lowest log-likelihood, as a (count, 1 + D) array of
-    ``[log_lik, row]``, worst first, padded with +inf log-likelihoods. Rows whose
-    log-likelihood is not finite (NaN rows, zero sample weight) are left out."""
-    d = rows.shape[1]
-    out = np.full((count, 1 + d), np.inf)
-    ll = np.where(np.isfinite(log_lik), log_lik, np.inf)
-    m = min(count, len(ll))
-    if m == 0:
+class WorstRows:
+    """The ``count`` rows of lowest log-likelihood of a chunk, tracked sub-block by
+    sub-block while the E-step has them in cache: a row is kept only if it is no
+    better than the ``count``-th worst kept so far, and :meth:`result` gives the
+    ``count`` worst of those. Ties go to the earlier row, so the choice is the
+    same however the chunk is cut. Rows whose log-likelihood is not finite (NaN
+    rows) or whose sample weight is not positive are left out. Per sub-block
+    this costs a comparison and allocates next to nothing (a Dask worker gives
+    freed memory back to the system at once, and faults it in again)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._ll, self._index = [], []
+        self._held = 0
+        self._bound = np.inf  # the count-th lowest kept, once there are count
+
+    def add(self, log_lik: np.ndarray, start: int, rows=None, weight=None) -> None:
+        """The log-likelihoods of a sub-block's rows: those from ``start`` on in
+        the chunk, or the rows ``start + rows``; ``weight``: their sample weights."""
+        near = log_lik <= self._bound  # NaN: False
+        if weight is not None:
+            near &= weight > 0
+        pos = np.flatnonzero(near)
+        if not len(pos):
+            return
+        ll = log_lik[pos]
+        finite = np.isfinite(ll)
+        if not finite.all():
+            pos, ll = pos[finite], ll[finite]
+        self._ll.append(ll)
+        self._index.append(start + (pos if rows is None else rows[pos]))
+        self._held += len(ll)
+        if self._held > 4 * self.count:
+            ll, index = self._lowest()
+            self._ll, self._index, self._held = [ll], [index], len(ll)
+            if len(ll) == self.count:
+                self._bound = ll[-1]
+
+    def _lowest(self):
+        """The ``count`` lowest held, by (value, index), in that order."""
+        ll, index = np.concatenate(self._ll), np.concatenate(self._index)
+        order = np.lexsort((index, ll))[: self.count]
+        return ll[order], index[order]
+
+    def result(self, rows: np.ndarray) -> np.ndarray:
+        """A (count, 1 + D) array of ``[log_lik, row]``, worst first, padded with
+        +inf log-likelihoods."""
+        out = np.full((self.count, 1 + rows.shape[1]), np.inf)
+        if not self._ll:
+            return out
+        ll, index = self._lowest()
+        out[: len(ll), 0] = ll
+        out[: len(ll), 1:] = rows[index]
         return out
-    pick = np.argpartition(ll, m - 1)[:m] if m < len(ll) else np.arange(len(ll))
-    pick = pick[np.argsort(ll[pick], kind="stable")]
-    out[:m, 0] = ll[pick]
-    out[:m, 1:] = rows[pick]
-    return out
 
 
 def merge_worst(parts: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` worst of stacked :func:`worst_rows` outputs, worst first, and
+    """The ``count`` worst of stacked :meth:`WorstRows.result` outputs, worst first, and
     distinct (a row collapsed onto duplicates is not a seed twice)."""
     parts = parts.reshape(-1, parts.shape[-1])
     parts = parts[np.isfinite(parts[:, 0])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from helpers import TYPES, dense_covariances, naive_weighted_log_prob, random_params
@@ -59,6 +61,60 @@ def test_statistics_of_parts_add_up(covariance_type):
         for a, b in [(0, 1), (1, 1), (1, 1000), (1000, 3001)]
     )
     np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-9)
+
+
+def _unaligned(a):
+    """``a`` copied to an address that is not a multiple of its item size, as Dask
+    may hand a chunk to a task (an array inside a pickle's frame)."""
+    buf = np.empty(a.nbytes + a.itemsize, dtype=np.uint8)
+    out = np.frombuffer(buf[1 : 1 + a.nbytes], dtype=a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_statistics_do_not_depend_on_where_the_chunk_lies_in_memory(covariance_type, dtype):
+    """A chunk at an unaligned address, with rows with NaN marginalised and the
+    worst rows tracked, gives bitwise the statistics of an aligned copy, and so
+    does a second chunk on the same thread (its work arrays kept from the first)."""
+    p = random_params(covariance_type)
+    rng = np.random.default_rng(8)
+    X = rng.normal(scale=3, size=(30_000, 4)).astype(dtype)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[17] = np.nan  # every feature missing
+    args = (*p.kernel_args, 5, True)
+    aligned = kernels.chunk_statistics(X, *args, reg_covar=1e-6)
+    for block in (_unaligned(X), X):
+        np.testing.assert_array_equal(kernels.chunk_statistics(block, *args, reg_covar=1e-6),
+                                      aligned)
+    complete = np.ascontiguousarray(X[~np.isnan(X).any(axis=1)])
+    np.testing.assert_array_equal(kernels.chunk_statistics(_unaligned(complete), *p.kernel_args),
+                                  kernels.chunk_statistics(complete, *p.kernel_args))
+
+
+def test_a_thread_keeps_its_work_arrays_from_one_chunk_task_to_the_next():
+    with kernels.Workspace.of_thread() as ws:
+        kept = ws("small", (1000,))
+        ws("large", (kernels._RETAINED_BYTES // 8 + 1,))
+        with kernels.Workspace.of_thread() as inner:  # in use further up: a fresh one
+            assert inner is not ws
+        assert np.shares_memory(ws("small", (10,)), kept)
+    with kernels.Workspace.of_thread() as again:
+        assert again is ws
+        assert np.shares_memory(again("small", (1000,)), kept)
+        assert "large" not in again._arrays  # more than a few MiB: not kept
+    other = []
+
+    def task():
+        with kernels.Workspace.of_thread() as own:
+            other.append(own)
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    thread.join()
+    assert other[0] is not ws
 
 
 def test_empty_chunk_gives_zero_statistics():

@@ -16,6 +16,7 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from daskgmm import GaussianMixture, em, kernels
 from daskgmm.errors import RecoveryWarning
 from daskgmm.params import GMMParams
+from daskgmm.recovery import WorstRows
 
 ILL_DEFINED = "Fitting the mixture model failed because some components have ill-defined"
 
@@ -193,6 +194,33 @@ def test_the_worst_rows_come_from_the_same_pass_and_leave_the_statistics_bitwise
     with dask.config.set(scheduler="threads"):
         (st,) = em.expectation(da.from_array(X, chunks=(600, 3)), [p], n_worst=4)
     np.testing.assert_array_equal(st.worst, X[expected])
+
+
+def test_the_worst_rows_do_not_depend_on_how_the_chunk_is_cut_and_ties_go_to_the_earlier_row():
+    rng = np.random.default_rng(5)
+    n = 5000
+    ll = np.round(rng.normal(size=n), 1)  # many ties
+    ll[::11] = np.nan
+    ll[5::13] = -np.inf
+    weight = rng.random(n)
+    weight[::7] = 0.0
+    rows = np.arange(n, dtype=float)[:, None] * [1.0, -2.0]
+    usable = np.isfinite(ll) & (weight > 0)
+    expected = np.lexsort((np.arange(n), np.where(usable, ll, np.inf)))[:6]
+    for cut in (n, 997, 64, 5):
+        tracker = WorstRows(6)
+        for s in range(0, n, cut):
+            if cut == 64 and s % 128:  # some sub-blocks by their rows' indices
+                index = np.arange(min(cut, n - s))[::-1]
+                tracker.add(ll[s + index], s, index, weight[s + index])
+            else:
+                tracker.add(ll[s : s + cut], s, weight=weight[s : s + cut])
+        got = tracker.result(rows)
+        np.testing.assert_array_equal(got[:, 0], ll[expected])
+        np.testing.assert_array_equal(got[:, 1:], rows[expected])
+    few = WorstRows(4)
+    few.add(np.array([np.nan, 2.0, 1.0]), 0)
+    np.testing.assert_array_equal(few.result(rows)[:, 0], [1.0, 2.0, np.inf, np.inf])
 
 
 def test_lockstep_initialisations_recover_each_as_alone():

@@ -48,6 +48,11 @@ ILL_DEFINED_MESSAGE = (
 #: mean for which the expanded kernels are used (:class:`Expansion`): the
 #: relative rounding of their second moments is about this times float64's epsilon.
 MAX_EXPANSION = 1e6
+#: Multiply-adds of the largest matrix product that OpenBLAS gives its small-matrix
+#: kernels (on AVX-512 CPUs, ``gemm_small_kernel_permit``: M N K at most 10^6). Our
+#: skinny products (K components by a few dozen features by thousands of rows)
+#: run 2-3x faster there than on its general path, which packs them first.
+SMALL_PRODUCT = 1_000_000
 
 
 class IllDefinedCovariance(ValueError):
@@ -134,6 +139,14 @@ class Expansion(ABC):
     row_bytes: int
     #: the most rows of a sub-block (None: as many as ``row_bytes`` allows)
     max_rows: int | None = None
+
+    @staticmethod
+    def small_product_rows(width: int) -> int | None:
+        """The most rows for which a product of ``width`` multiply-adds per row stays
+        a small one (:data:`SMALL_PRODUCT`), or None where that leaves too few rows
+        to amortise each NumPy call (measured: no gain below about 1,000)."""
+        rows = SMALL_PRODUCT // width
+        return rows if rows >= 1024 else None
 
     def __init__(self, shift, delta):
         self.shift, self.delta = shift, delta
