@@ -517,17 +517,18 @@ class Marginal:
     def _add_shared_parts(self, acc, patterns, mass, h, contrib):
         """The parts in ``z`` alone of one group's statistics (:meth:`finish`): into
         ``acc``, and ``H`` into ``contrib`` (P, 1, c, c). Sums over the patterns'
-        missing features are products with their one-hot rows (P c, D)."""
+        missing features are counts by feature (``np.bincount``, one per component:
+        no (P c, D) one-hot array)."""
         k, d = self.means.shape
         mu = self.mu_shifted
         mh = h * mass[:, None, :]  # (P, c, K)
         n_k = mass.sum(axis=0)
-        rows = mh.reshape(-1, k)
-        one_hot = np.zeros((len(rows), d))
-        one_hot[np.arange(len(rows)), patterns.ravel()] = 1.0
-        # (D, K + D): [sum_pk M_pk h_pk at m, C^T]
-        sums = np.dot(one_hot.T, np.concatenate([rows, np.dot(rows, mu)], axis=1))
-        acc.sk += sums[:, :k].T - n_k[:, None] * mu
-        ct = sums[:, k:]
+        feature = patterns.ravel()
+        by_component = np.ascontiguousarray(np.moveaxis(mh, 2, 0)).reshape(k, -1)  # (K, P c)
+        # (D, K): sum_pk M_pk h_pk at m
+        at_m = np.stack([np.bincount(feature, weights=w, minlength=d) for w in by_component],
+                        axis=1)
+        acc.sk += at_m.T - n_k[:, None] * mu
+        ct = np.dot(at_m, mu)  # C^T
         acc.Sk += np.dot(mu.T * n_k, mu) - ct - ct.T
         contrib[:, 0] += np.matmul(mh, np.swapaxes(h, 1, 2))  # H
