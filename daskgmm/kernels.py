@@ -60,8 +60,8 @@ _WORKSET_ELEMENTS = 1 << 18
 #: Bytes of the work arrays of an expansion per sub-block.
 _EXPANDED_BYTES = 1 << 21
 _LOG_2PI = math.log(2.0 * math.pi)
-#: Largest work array that a thread keeps from one chunk task to the next.
-_RETAINED_BYTES = 8 << 20
+#: Most bytes of work arrays that a thread keeps from one chunk task to the next.
+_RETAINED_BYTES = 16 << 20
 _THREAD = threading.local()
 
 
@@ -97,9 +97,9 @@ class Workspace:
     @contextlib.contextmanager
     def of_thread(cls):
         """This thread's workspace for one chunk task (a fresh one when it is
-        already in use further up the stack). Buffers of more than
-        :data:`_RETAINED_BYTES` are dropped at the end: what stays is a few MiB
-        per thread."""
+        already in use further up the stack). At the end the largest buffers are
+        dropped until what stays is at most :data:`_RETAINED_BYTES` (those of the
+        sub-blocks; a chunk's own, such as its rows with NaN, are the largest)."""
         ws = getattr(_THREAD, "workspace", None)
         if ws is None:
             ws = _THREAD.workspace = cls()
@@ -111,8 +111,11 @@ class Workspace:
             yield ws
         finally:
             ws._busy = False
-            for name in [n for n, a in ws._arrays.items() if a.nbytes > _RETAINED_BYTES]:
-                del ws._arrays[name]
+            kept = 0
+            for name, a in sorted(ws._arrays.items(), key=lambda item: item[1].nbytes):
+                kept += a.nbytes
+                if kept > _RETAINED_BYTES:
+                    del ws._arrays[name]
 
     def __call__(self, name, shape, dtype=np.float64):
         """An array of ``shape``: a view of the buffer kept under ``name``, which

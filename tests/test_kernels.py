@@ -104,7 +104,13 @@ def test_a_thread_keeps_its_work_arrays_from_one_chunk_task_to_the_next():
     with kernels.Workspace.of_thread() as again:
         assert again is ws
         assert np.shares_memory(again("small", (1000,)), kept)
-        assert "large" not in again._arrays  # more than a few MiB: not kept
+        assert "large" not in again._arrays  # more than the budget: not kept
+        for i in range(8):  # a budget for all the buffers, the smallest kept
+            again(f"part{i}", (kernels._RETAINED_BYTES // 8 // 6,))
+    with kernels.Workspace.of_thread() as last:
+        parts = [n for n in last._arrays if n.startswith("part")]
+        assert "small" in last._arrays and 0 < len(parts) < 8
+        assert sum(a.nbytes for a in last._arrays.values()) <= kernels._RETAINED_BYTES
     other = []
 
     def task():
