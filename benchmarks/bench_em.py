@@ -68,6 +68,18 @@ def make_data(n, d, k, seed=0, dtype=np.float64):
     return X.astype(dtype, copy=False), means
 
 
+@contextlib.contextmanager
+def worker_processes():
+    """A client of a LocalCluster of one single-threaded worker process per core:
+    Dask's default cluster on a small machine, whose nannies make each worker hand
+    freed memory back to the system at once (``MALLOC_TRIM_THRESHOLD_``)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=psutil.cpu_count(), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
 def timed_fit(make, X, iters, **fit_kw):
     """Fit with verbose=2 and return (median seconds per iteration, peak extra bytes, model)."""
     est = make(verbose=2, verbose_interval=1, max_iter=iters, tol=0.0)
@@ -156,10 +168,7 @@ def main():
     ours = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations)
     rows = [("daskgmm (threads)", ours)]
     if not args.skip_processes:
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=psutil.cpu_count(), threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster):
+        with worker_processes():
             # the data go to the workers once (the estimator persists NumPy input)
             procs = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X,
                               args.iterations)

@@ -38,7 +38,7 @@ import warnings
 import dask
 import dask.array as da
 import numpy as np
-from bench_em import timed_fit
+from bench_em import timed_fit, worker_processes
 from bench_kernels import REG_COVAR, TYPES, problem
 from threadpoolctl import threadpool_limits
 
@@ -87,20 +87,10 @@ def iteration_seconds(X, means, covariance_type, missing, iterations, chunk_rows
         return timed_fit(make, data.persist(), iterations)[0]
 
 
-@contextlib.contextmanager
 def scheduler(name):
-    """None for the threaded scheduler, or a client of a LocalCluster of one
-    single-threaded worker process per core (``processes``): Dask's default
-    cluster on a small machine, whose nannies make each worker hand freed
-    memory back to the system at once (``MALLOC_TRIM_THRESHOLD_``)."""
-    if name == "threads":
-        yield None
-        return
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=os.cpu_count(), threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+    """A context giving None for the threaded scheduler, or the client of
+    :func:`bench_em.worker_processes` (``processes``)."""
+    return contextlib.nullcontext() if name == "threads" else worker_processes()
 
 
 def main():

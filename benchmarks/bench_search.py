@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dask
 import dask.array as da
 import numpy as np
+from bench_kernels import REG_COVAR
 from bench_stream import bare_read, starting_point, write_store
 from threadpoolctl import threadpool_limits
 
@@ -89,8 +90,8 @@ def model_kernels(blocks, k, covariance_type) -> dict:
     return {
         "assign": two_thread_seconds(lambda b: kmeans.chunk_assignment_statistics(
             b, start["means_init"], covariance_type), blocks),
-        "em": two_thread_seconds(lambda b: kernels.chunk_statistics(b, *args, reg_covar=1e-6),
-                                 blocks),  # an EM pass, GaussianMixture's default reg_covar
+        "em": two_thread_seconds(  # as an EM pass runs it
+            lambda b: kernels.chunk_statistics(b, *args, reg_covar=REG_COVAR), blocks),
         "score": two_thread_seconds(lambda b: kernels.chunk_split_scores(b, *args), blocks),
     }
 

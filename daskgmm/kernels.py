@@ -228,11 +228,6 @@ def _normalise_in_place(wlp, ws=None):
     return lse
 
 
-def _copied(a, out):
-    np.copyto(out, a)
-    return out
-
-
 def as_2d(block):
     if block.ndim != 2:
         raise ValueError(f"expected a 2-D block of rows, got shape {block.shape}")
@@ -411,7 +406,9 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, ws, margina
             # (Dask may hand a chunk over at any offset of a pickle's frame, and np.dot
             # and np.take then copy it to fresh memory each time: 2.1x the time in a
             # worker process)
-            sub = _copied(sub, ws("aligned", sub.shape, sub.dtype))
+            aligned = ws("aligned", sub.shape, sub.dtype)
+            np.copyto(aligned, sub)
+            sub = aligned
             nan = np.isnan(np.dot(sub, ones, out=ws("row_sums", (n,), sub.dtype)),
                            out=ws("row_nan", (n,), bool))
             if nan.any():

@@ -434,29 +434,27 @@ class Marginal:
         :class:`~daskgmm.kernels.Accumulator` centred on the means): ``work`` and
         ``resp`` from :meth:`evaluate` (responsibilities by now), ``lse`` the rows'
         log-likelihoods, ``weight`` their sample weights."""
+        finite = np.isfinite(lse, out=ws("m_finite", lse.shape, bool))
         if self.shared:
-            self._accumulate_shared(acc, group, work, resp, lse, weight, ws)
+            self._accumulate_shared(acc, group, work, resp, lse, finite, weight, ws)
         elif not self.diagonal:
-            acc.add(work, resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse, ws,
-                    weight)
+            acc.add(work, resp, finite, lse, ws, weight)
         if not self.diagonal:
             _pattern_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
             return
-        left_out = acc.weigh(resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse,
-                             weight)
+        left_out = acc.weigh(resp, finite, lse, weight)
         if left_out is not None:
             work[:, left_out] = 0.0
         self.sums += np.dot(resp, work.T)  # sums of r x~0^2, r x~0, r o, r
 
-    def _accumulate_shared(self, acc, group, y, resp, lse, weight, ws):
+    def _accumulate_shared(self, acc, group, y, resp, lse, finite, weight, ws):
         """:meth:`accumulate` for one shared precision: with ``e_nk = y_n - z_pk``,
         ``sum_k r e e^T = rho y y^T - y zbar^T - zbar y^T + sum_k r z z^T``
         (``rho = sum_k r``: one, or the row's weight; ``zbar = sum_k r z =
         sum_k r mu~_k - E``, :meth:`_gap_correction`), so that
         ``sum_n y zbar^T = (R y)^T mu~ - y^T E``; the parts in ``z`` alone are
         summed per pattern in :meth:`finish`."""
-        left_out = acc.weigh(resp, np.isfinite(lse, out=ws("m_finite", lse.shape, bool)), lse,
-                             weight)
+        left_out = acc.weigh(resp, finite, lse, weight)
         if left_out is not None:
             y[left_out] = 0.0
         gap = self._gap_correction(group, resp, ws)

@@ -141,10 +141,16 @@ class Expansion(ABC):
     max_rows: int | None = None
 
     @staticmethod
-    def small_product_rows(width: int) -> int | None:
-        """The most rows for which a product of ``width`` multiply-adds per row stays
-        a small one (:data:`SMALL_PRODUCT`), or None where that leaves too few rows
-        to amortise each NumPy call (measured: no gain below about 1,000)."""
+    def small_product_rows(width: int, dtype) -> int | None:
+        """For rows of ``dtype``, the most rows of a sub-block for which a product of
+        ``width`` multiply-adds per row stays a small one (:data:`SMALL_PRODUCT`), or
+        None: where that leaves too few rows to amortise each NumPy call (measured:
+        no gain below about 1,000), and for float32 rows, whose cast to the float64
+        features costs more per row: shorter sub-blocks gain less there on one
+        thread (0.87-0.95x against 0.76-0.85x for float64) and lose on two
+        (1.03-1.11x: more sub-blocks, more hand-overs of the GIL)."""
+        if np.dtype(dtype) != np.float64:
+            return None
         rows = SMALL_PRODUCT // width
         return rows if rows >= 1024 else None
 

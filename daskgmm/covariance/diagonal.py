@@ -21,14 +21,10 @@ class _DiagonalExpansion(Expansion):
         self.coef = coef
         k, d = delta.shape
         self.row_bytes = (2 * d + 1) * 8  # the features
-        if dtype == np.float64:
-            # its two products, (K, 2D + 1) by (2D + 1, rows) and back, kept small
-            # (K=8, D=16: 3,787 rows, not 7,943): 0.75-0.77x the time on one thread
-            # and on two processes, 0.92-1.00x on two threads (paired A/B). Not for
-            # float32 rows, whose cast to the float64 features costs more: 0.87-0.88x
-            # on one thread, but 1.06-1.10x on two threads (more sub-blocks, more
-            # hand-overs of the GIL).
-            self.max_rows = self.small_product_rows(k * (2 * d + 1))
+        # its two products, (K, 2D + 1) by (2D + 1, rows) and back, kept small (K=8,
+        # D=16: 3,787 rows, not 7,943): 0.75-0.77x the time on one thread and on two
+        # processes, 0.92-1.00x on two threads (paired A/B)
+        self.max_rows = self.small_product_rows(k * (2 * d + 1), dtype)
 
     @classmethod
     def of(cls, means, precisions_cholesky, offset, dtype):

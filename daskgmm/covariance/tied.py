@@ -31,12 +31,10 @@ class _TiedExpansion(Expansion):
         self.pc, self.coef = pc, coef
         k, d = delta.shape
         self.row_bytes = (2 * d + 1) * 8  # the features and U^T x~
-        if dtype == np.float64:
-            # its largest products, U^T x~ and sum x~ x~^T (D^2 per row), kept small
-            # (K=8, D=16: 3,906 rows, not 7,943): 0.85x the time on one thread, 0.86x
-            # on two processes, 0.96x on two threads (paired A/B); float32 rows, as
-            # for the diagonal types: 0.95x, 0.95x, but 1.10x on two threads
-            self.max_rows = self.small_product_rows(max(d * d, k * (d + 1)))
+        # its largest products, U^T x~ and sum x~ x~^T (D^2 per row), kept small (K=8,
+        # D=16: 3,906 rows, not 7,943): 0.85x the time on one thread, 0.86x on two
+        # processes, 0.96x on two threads (paired A/B)
+        self.max_rows = self.small_product_rows(max(d * d, k * (d + 1)), dtype)
 
     @classmethod
     def of(cls, means, precisions_cholesky, offset, dtype):
