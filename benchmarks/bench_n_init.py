@@ -57,7 +57,7 @@ def seconds_per_pass(path, k, covariance_type, n_init, iterations, cold):
 def init_seconds(path, k, covariance_type, n_init):
     """Seconds of the k-means|| initialisation of ``n_init`` initialisations (no EM)."""
     gm = daskgmm.GaussianMixture(k, covariance_type=covariance_type, n_init=n_init, max_iter=0,
-                                 persist=False, random_state=0)
+                                 init_params="k-means||", persist=False, random_state=0)
     with warnings.catch_warnings(), dask.config.set(scheduler="threads"):
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()

@@ -97,7 +97,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         It is the default because it finds well-separated clusters at least as
         reliably as 'kmeans' (scikit-learn's default) while touching the data
         only a fixed number of times. 'kmeans' and 'k-means++' run on a uniform
-        sample of at most 100,000 rows on the client (all rows when fewer).
+        sample of at most 100,000 rows on the client (all rows when fewer, where
+        they are scikit-learn's own); on a sample of more rows 'kmeans' keeps
+        the lower-inertia of two k-means, scikit-learn's and one seeded by
+        k-means|| over the sample, then takes one pass for the parameters.
     weights_init : array-like of shape (n_components,), default=None
         The user-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None

@@ -2,9 +2,13 @@
 
 scikit-learn's methods, made to work on data that stays on the workers:
 
-* ``'kmeans'``: k-means on a uniform sample of rows (all rows when the data is
-  small, so small data gets scikit-learn's own initialisation), then one pass
-  assigning every row to its nearest centre and summing the statistics.
+* ``'kmeans'`` (the default, as in scikit-learn): k-means on a uniform sample of
+  rows, then one pass assigning every row to its nearest centre and summing the
+  statistics. On data of at most :data:`SAMPLE_SIZE` rows the sample is every
+  row and the k-means is scikit-learn's own (k-means++ seeding, Lloyd). On more
+  rows two k-means run on the sample and the one of lower inertia is kept:
+  scikit-learn's, and one seeded by k-means|| over the sample, which finds many
+  clusters of unequal sizes where a single k-means++ seeding often merges two.
 * ``'k-means++'`` / ``'random_from_data'``: centres are single data rows (from a
   sample for k-means++), each a component of weight ``1/n`` and covariance
   ``reg_covar * I``, as in scikit-learn.
@@ -22,13 +26,20 @@ from __future__ import annotations
 
 import logging
 
+import dask
 import dask.array as da
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import kernels, kmeans
 from .covariance import COVARIANCE
-from .kmeans_parallel import kmeans_parallel_candidates, kmeans_parallel_many, lloyd, recluster
+from .kmeans_parallel import (
+    kmeans_parallel,
+    kmeans_parallel_candidates,
+    kmeans_parallel_many,
+    lloyd,
+    recluster,
+)
 from .params import GMMParams, SufficientStatistics, params_from_statistics
 from .passes import compute, finite_rows, pass_statistics_many
 from .recovery import Recovery, warn_recovered
@@ -186,8 +197,7 @@ def initial_parameters_grid(
             for k, _ in models:
                 km_state = np.random.RandomState()
                 km_state.set_state(reached)
-                km = KMeans(n_clusters=k, n_init=1, random_state=km_state)
-                starts.append(km.fit(rows, sample_weight=w).cluster_centers_)
+                starts.append(_kmeans_centers(rows, w, k, km_state, X.shape[0] > SAMPLE_SIZE))
             kernel, extra = kmeans.chunk_assignment_statistics, ()
         stats = pass_statistics_many(X, kernel, starts, types, *extra, missing=missing,
                                      sample_weight=sample_weight)
@@ -263,6 +273,22 @@ def _sample(X, n_components, random_state, missing, sample_weight):
     return rows, (None if sample_weight is None else w)
 
 
+def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.ndarray:
+    """The centres of 'kmeans' from the client's rows (``sampled``: a sample of
+    more rows, see the module docstring)."""
+    km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+    km.fit(rows, sample_weight=w)
+    if not sampled:
+        return km.cluster_centers_
+    one = da.from_array(rows, chunks=rows.shape)
+    weight = None if w is None else da.from_array(w.reshape(-1, 1), chunks=(len(w), 1))
+    with dask.config.set(scheduler="sync"):  # rows in this process: no cluster
+        seeds = kmeans_parallel(one, n_components, random_state, sample_weight=weight).centers
+    other = KMeans(n_clusters=n_components, init=seeds, n_init=1)
+    other.fit(rows, sample_weight=w)
+    return min((km, other), key=lambda m: m.inertia_).cluster_centers_
+
+
 def _random_start(X, n_components, random_state, missing, sample_weight):
     """The centres (a reference row, repeated) and the seed of the 'random' start."""
     (head,) = compute(X[: min(X.shape[0], 1024)])  # a row to centre the statistics on
@@ -316,9 +342,8 @@ def initial_parameters(
         return from_stats(stats)
     if method == "kmeans":
         rows, w = sample()
-        km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        km.fit(rows, sample_weight=w)
-        return from_stats(one_pass(kmeans.chunk_assignment_statistics, km.cluster_centers_))
+        centers = _kmeans_centers(rows, w, n_components, random_state, n > SAMPLE_SIZE)
+        return from_stats(one_pass(kmeans.chunk_assignment_statistics, centers))
     if method == "k-means++":
         rows, w = sample()
         centers, _ = kmeans_plusplus(rows, n_components, sample_weight=w, random_state=random_state)
