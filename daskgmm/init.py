@@ -2,7 +2,7 @@
 
 scikit-learn's methods, made to work on data that stays on the workers:
 
-* ``'kmeans'`` (the default, as in scikit-learn): k-means on a uniform sample of
+* ``'kmeans'`` (scikit-learn's default): k-means on a uniform sample of
   rows, then one pass assigning every row to its nearest centre and summing the
   statistics. On data of at most :data:`SAMPLE_SIZE` rows the sample is every
   row and the k-means is scikit-learn's own (k-means++ seeding, Lloyd). On more

@@ -154,7 +154,9 @@ def test_options_are_exposed_and_validated():
 def test_kmeans_on_a_sample_keeps_the_better_of_two_seedings():
     """On a sample of more rows, 'kmeans' keeps the lower-inertia k-means of two:
     scikit-learn's and one seeded by k-means|| over the sample; it never does worse
-    than scikit-learn's alone, and on many unequal clusters it often does better."""
+    than scikit-learn's alone, and on many unequal clusters it often does better.
+    The clusters are closer than those of ``thirty_clusters``, where both seedings
+    find the same optimum in every seed."""
     from sklearn.cluster import KMeans
 
     from daskgmm.init import _kmeans_centers
