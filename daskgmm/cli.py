@@ -365,10 +365,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_fit_options(p, output_help="write the model (Zarr group) here"):
-    """The options of a fit, which ``fit`` and ``search`` share."""
-    p.add_argument("--init", default="k-means||",
-                   choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"])
+def _add_fit_options(p, init, output_help="write the model (Zarr group) here"):
+    """The options of a fit, which ``fit`` and ``search`` share (``init``: the default
+    of ``--init``, the estimator's)."""
+    p.add_argument("--init", default=init,
+                   choices=["k-means||", "kmeans", "k-means++", "random", "random_from_data"],
+                   help=f"initialisation (default: {init})")
     p.add_argument("--max-iter", type=int, default=100, metavar="N")
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--reg-covar", type=float, default=1e-6)
@@ -441,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", metavar="DATA", help="Zarr array path or URL (store.zarr/name in a group)")
     fit.add_argument("-k", "--n-components", type=_positive_int, required=True, metavar="K")
     fit.add_argument("--covariance-type", default="full", choices=list(COVARIANCE_TYPES))
-    _add_fit_options(fit)
+    _add_fit_options(fit, "kmeans")
     _add_cluster_options(fit)
     _add_xarray_options(fit)
     fit.set_defaults(func=_cmd_fit)
@@ -462,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--held-out", type=float, default=None, metavar="FRACTION",
                         help="hold this fraction of the rows out of the fits and score them")
     search.add_argument("--results", metavar="CSV", help="write the table here (a new path)")
-    _add_fit_options(search, output_help="write the best model (Zarr group) here")
+    _add_fit_options(search, "k-means||", output_help="write the best model (Zarr group) here")
     _add_cluster_options(search)
     _add_xarray_options(search)
     search.set_defaults(func=_cmd_search)

@@ -88,19 +88,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default=1
         The number of initialisations; the best result is kept. They run in
         lockstep: every pass over the data serves all of them (see the README).
-    init_params : {'k-means||', 'kmeans', 'k-means++', 'random', 'random_from_data'}, \
-            default='k-means||'
+    init_params : {'kmeans', 'k-means||', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
         The method used to initialise the weights, means and precisions.
+        'kmeans', as in scikit-learn: k-means, then one pass for the parameters
+        of its assignment of every row. On at most 100,000 rows it is
+        scikit-learn's own KMeans (k-means++ seeding) on every row. On more it
+        runs on a uniform sample of 100,000 rows on the client, twice,
+        scikit-learn's and one seeded by k-means|| over the sample, and keeps the
+        lower inertia. Both run on one thread, so the start is the same on
+        every machine (scikit-learn's KMeans sums per-thread partial centres, so
+        its centres change in the last digits with the number of cores).
         'k-means||' is scalable k-means++ (Bahmani et al. 2012) over all rows:
         ``init_rounds`` sampling passes, one weighting pass, ``init_lloyd_iter``
-        Lloyd passes and one pass for the parameters of the final assignment.
-        It is the default because it finds well-separated clusters at least as
-        reliably as 'kmeans' (scikit-learn's default) while touching the data
-        only a fixed number of times. 'kmeans' and 'k-means++' run on a uniform
-        sample of at most 100,000 rows on the client (all rows when fewer, where
-        they are scikit-learn's own); on a sample of more rows 'kmeans' keeps
-        the lower-inertia of two k-means, scikit-learn's and one seeded by
-        k-means|| over the sample, then takes one pass for the parameters.
+        Lloyd passes and one pass for the parameters of the final assignment;
+        with ``n_init > 1`` all its initialisations share those passes.
+        'k-means++' runs on the same sample as 'kmeans'.
     weights_init : array-like of shape (n_components,), default=None
         The user-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -239,7 +242,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         max_iter=100,
         n_init=1,
-        init_params="k-means||",
+        init_params="kmeans",
         weights_init=None,
         means_init=None,
         precisions_init=None,
@@ -514,6 +517,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         by ``sample_weight`` if given (one pass)."""
         check_is_fitted(self)
         X, sample_weight = split_dataset_weights(X, sample_weight)
+        if (isinstance(X, np.ndarray) and sample_weight is None and len(X)
+                and np.issubdtype(X.dtype, np.number) and np.isfinite(X).all()):
+            # in memory, without weights or NaN, scikit-learn's definition: the mean
+            # of score_samples in its dtype, so that score(X) equals
+            # score_samples(X).mean() (float32 data: the float32 mean, which differs
+            # from the float64 one by about one unit in the last place)
+            return float(self.score_samples(X).mean()), float(len(X))
         rows = self._rows(X, reset=False)
         weights = as_sample_weights(sample_weight, rows)
         ((total,), (count,)) = split_scores(rows.array, [self._params()],

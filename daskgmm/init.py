@@ -41,7 +41,7 @@ from .kmeans_parallel import (
     recluster,
 )
 from .params import GMMParams, SufficientStatistics, params_from_statistics
-from .passes import compute, finite_rows, pass_statistics_many
+from .passes import compute, finite_rows, pass_statistics_many, single_threaded
 from .recovery import Recovery, warn_recovered
 
 __all__ = [
@@ -275,9 +275,10 @@ def _sample(X, n_components, random_state, missing, sample_weight):
 
 def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.ndarray:
     """The centres of 'kmeans' from the client's rows (``sampled``: a sample of
-    more rows, see the module docstring)."""
+    more rows, see the module docstring), on one thread: the same on every machine."""
     km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-    km.fit(rows, sample_weight=w)
+    with single_threaded():
+        km.fit(rows, sample_weight=w)
     if not sampled:
         return km.cluster_centers_
     one = da.from_array(rows, chunks=rows.shape)
@@ -285,7 +286,8 @@ def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.nd
     with dask.config.set(scheduler="sync"):  # rows in this process: no cluster
         seeds = kmeans_parallel(one, n_components, random_state, sample_weight=weight).centers
     other = KMeans(n_clusters=n_components, init=seeds, n_init=1)
-    other.fit(rows, sample_weight=w)
+    with single_threaded():
+        other.fit(rows, sample_weight=w)
     return min((km, other), key=lambda m: m.inertia_).cluster_centers_
 
 
@@ -346,7 +348,9 @@ def initial_parameters(
         return from_stats(one_pass(kmeans.chunk_assignment_statistics, centers))
     if method == "k-means++":
         rows, w = sample()
-        centers, _ = kmeans_plusplus(rows, n_components, sample_weight=w, random_state=random_state)
+        with single_threaded():
+            centers, _ = kmeans_plusplus(rows, n_components, sample_weight=w,
+                                         random_state=random_state)
         return _from_points(centers, _total_weight(X, sample_weight), covariance_type, reg_covar, eps,
                             recovery)
     if method == "random_from_data":

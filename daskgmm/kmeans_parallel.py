@@ -26,6 +26,7 @@ from .passes import (
     pass_statistics_many,
     per_call,
     reduce_chunks,
+    single_threaded,
 )
 
 __all__ = [
@@ -262,7 +263,7 @@ def recluster(result: KMeansParallelResult, n_clusters: int,
         # heaviest repeated (those components start empty), as KMeans would
         order = np.argsort(-weights[keep], kind="stable")
         return c[keep][np.resize(order, n_clusters)]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_threaded():
         # duplicates among candidates are expected and harmless here
         warnings.simplefilter("ignore", category=UserWarning)
         km = KMeans(n_clusters, init="k-means++", n_init=N_INIT_CANDIDATES,

@@ -61,12 +61,20 @@ def compute(*collections, reads: da.Array | None = None):
     check = _CONTENT_CHECK.get()
     hashing = check is not None and reads is not None and check.wants(reads)
     extra = (check.digests_like(collections),) if hashing else ()
-    with _blas_controller().limit(limits=1):
+    with single_threaded():
         results = dask.compute(*collections, *extra)
     if not hashing:
         return results
     check.record(results[-1])
     return results[:-1]
+
+
+def single_threaded():
+    """A context in which BLAS and OpenMP run on one thread: in a pass, the
+    scheduler's threads are the parallelism; on the client, a result that does
+    not depend on the number of cores (scikit-learn's KMeans sums its per-thread
+    partial centres in an order that does)."""
+    return _blas_controller().limit(limits=1)
 
 
 @functools.cache

@@ -71,6 +71,12 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
     model of ``K`` components is the one fitted alone with ``init_oversampling``
     scaled by ``max(n_components) / K``. One pass at the end scores every model.
 
+    The default start is 'k-means||', not :class:`GaussianMixture`'s 'kmeans': a
+    selection is only as good as the worst-started model near the truth, and one
+    k-means++ seeding per model leaves some at a poor optimum (see the README),
+    where one k-means|| run, its candidates reclustered for each ``K``, serves the
+    whole grid in 8 passes.
+
     Parameters
     ----------
     n_components : int or iterable of int, default=range(1, 11)

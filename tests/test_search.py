@@ -39,9 +39,10 @@ def quiet(fn, *args, **kwargs):
 
 
 def alone(X, k, covariance_type, k_max=max(KS), oversampling=2.0, sample_weight=None,
-          **params):
-    """The model of a search fitted alone (see GaussianMixtureSearch)."""
-    return quiet(GaussianMixture(k, covariance_type=covariance_type,
+          init_params="k-means||", **params):
+    """The model of a search fitted alone (see GaussianMixtureSearch), from the
+    search's default start unless told."""
+    return quiet(GaussianMixture(k, covariance_type=covariance_type, init_params=init_params,
                                  init_oversampling=oversampling * k_max / k, **FIT,
                                  **params).fit, X, sample_weight=sample_weight)
 
