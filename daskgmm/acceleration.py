@@ -4,12 +4,14 @@ Salakhutdinov & Roweis (2003), "Adaptive overrelaxed bound optimization
 methods". Each pass evaluates one point ``theta_t``: its E-step gives the lower
 bound ``L(theta_t)`` and the plain EM update ``F(theta_t)``. Then
 
-* if ``L(theta_t)`` is not below the bound of the last accepted point, the
-  point is accepted, the step factor grows (``omega <- GROWTH * omega``) and the
-  next point is ``theta_t + omega * (F(theta_t) - theta_t)``;
-* otherwise it is rejected: ``omega`` falls back to 1 and the next point is the
-  plain EM update of the last accepted point, which EM guarantees not to lower
-  the bound. The pass that evaluated the rejected point is the price.
+* if ``theta_t`` is a plain EM step, or ``L(theta_t)`` is not below the bound
+  of the last accepted point, the point is accepted, the step factor grows
+  (``omega <- GROWTH * omega``) and the next point is
+  ``theta_t + omega * (F(theta_t) - theta_t)``;
+* otherwise (an extrapolated point that lowered the bound) it is rejected:
+  ``omega`` falls back to 1 and the next point is the plain EM update of the
+  last accepted point, which EM guarantees not to lower the bound. The pass
+  that evaluated the rejected point is the price.
 
 The step is taken in unconstrained coordinates, so every point is a valid
 mixture: log-weights (renormalised), means, and the covariances' Cholesky
@@ -96,14 +98,18 @@ def next_point(point: GMMParams, bound: float, update: GMMParams, state: Acceler
     ``update``): the point to evaluate next, the new state, whether ``point``
     was accepted, and whether the run has converged.
 
+    A plain EM step is always accepted, as in plain EM: at the optimum its bound
+    can fall below the last one by rounding, and rejecting it would return to
+    the same point for ever.
+
     ``settled``: the bound changed by less than ``tol`` from the last accepted
     point. That ends the run only after a plain EM step: an extrapolated point
     can land across the optimum with an equal bound, so it is followed by a
     plain step first.
     """
-    if state is not None and bound < state.bound:  # rejected: the plain step instead
-        return state.plain, Acceleration(state.plain, state.bound, 1.0), False, False
     plain_step = state is None or state.omega == 1.0
+    if not plain_step and bound < state.bound:  # rejected: the plain step instead
+        return state.plain, Acceleration(state.plain, state.bound, 1.0), False, False
     if settled:
         return update, Acceleration(update, bound, 1.0), True, plain_step
     omega = 1.0 if state is None else min(state.omega * GROWTH, MAX_OMEGA)
