@@ -121,9 +121,25 @@ def initial_parameters_many(
 
     With several, 'k-means||' runs them in lockstep, every pass over the data
     serving all of them: the first from ``random_state`` (as with one), the
-    others each from its own generator seeded from it. The other methods draw them one after another from
-    ``random_state``, as scikit-learn's loop does (a pass or less each).
+    others each from its own generator seeded from it. 'kmeans' draws one sample
+    and runs its k-means one after another from ``random_state``, then one pass
+    gives every assignment's statistics: two passes for any ``count``, and the
+    first is the one drawn alone (on at most :data:`SAMPLE_SIZE` rows each is
+    the one of scikit-learn's loop). The other methods draw them one after
+    another from ``random_state``, as scikit-learn's loop does (a pass or less
+    each).
     """
+    if method == "kmeans" and count > 1:
+        missing, sample_weight = options.get("missing", "raise"), options.get("sample_weight")
+        rows, w = _sample(X, n_components, random_state, missing, sample_weight)
+        sampled = X.shape[0] > SAMPLE_SIZE
+        centers = [_kmeans_centers(rows, w, n_components, random_state, sampled)
+                   for _ in range(count)]
+        stats = pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
+                                     covariance_type, missing=missing,
+                                     sample_weight=sample_weight)
+        return [_params_of(st, options["reg_covar"], covariance_type, options["eps"],
+                           options.get("recovery")) for st in stats]
     if method != "k-means||" or count == 1:
         return [
             initial_parameters(X, n_components, covariance_type, method, random_state, **options)

@@ -82,6 +82,32 @@ def test_several_initialisations_share_every_pass_and_each_equals_its_run_alone(
     np.testing.assert_array_equal(together[0].means, first.means)
 
 
+@pytest.mark.parametrize("n_rows", [20_000, 120_000])
+def test_several_kmeans_initialisations_read_the_data_twice_in_all(n_rows):
+    """n_init=3 with 'kmeans': one sample and one pass for the three assignments;
+    the first is the start of n_init=1, and on at most 100,000 rows each is the
+    one that the loop of initialisations one after another draws (scikit-learn's)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n_rows, 4)) + rng.normal(scale=4.0, size=(6, 4))[
+        rng.integers(6, size=n_rows)]
+    reads = ChunkReads(X, (10_000, 4))
+    GaussianMixture(6, n_init=3, max_iter=0, random_state=0, persist=False).fit(reads.array)
+    assert reads.count == 2 * reads.source.numblocks[0]
+    options = dict(reg_covar=1e-6, eps=np.finfo(np.float64).eps)
+    Xd = da.from_array(X, chunks=(10_000, 4))
+    together = initial_parameters_many(Xd, 3, 6, "full", "kmeans", np.random.RandomState(5),
+                                       **options)
+    first = initial_parameters(Xd, 6, "full", "kmeans", np.random.RandomState(5), **options)
+    np.testing.assert_array_equal(together[0].means, first.means)
+    np.testing.assert_array_equal(together[0].covariances, first.covariances)
+    if n_rows <= 100_000:
+        state = np.random.RandomState(5)
+        for params in together:
+            alone = initial_parameters(Xd, 6, "full", "kmeans", state, **options)
+            np.testing.assert_array_equal(params.means, alone.means)
+            np.testing.assert_array_equal(params.covariances, alone.covariances)
+
+
 def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):
     X = clusters[0]
     a = kmeans_parallel(da.from_array(X, chunks=(4000, 10)), 30, np.random.RandomState(3))
