@@ -4,7 +4,7 @@ scikit-learn's methods, made to work on data that stays on the workers:
 
 * ``'kmeans'`` (scikit-learn's default): k-means on a uniform sample of
   rows, then one pass assigning every row to its nearest centre and summing the
-  statistics. On data of at most :data:`SAMPLE_SIZE` rows the sample is every
+  statistics. On data of at most :func:`sample_size` rows the sample is every
   row and the k-means is scikit-learn's own (k-means++ seeding, Lloyd). On more
   rows two k-means run on the sample and the one of lower inertia is kept:
   scikit-learn's, and one seeded by k-means|| over the sample, which finds many
@@ -57,8 +57,18 @@ logger = logging.getLogger(__name__)
 
 INIT_METHODS = ("k-means||", "kmeans", "k-means++", "random", "random_from_data")
 
-#: Rows that the client-side k-means of ``'kmeans'`` and ``'k-means++'`` look at.
+#: Rows that the client-side k-means of ``'kmeans'`` and ``'k-means++'`` look at ...
 SAMPLE_SIZE = 100_000
+#: ... at most: the sample's float64 rows take at most this many bytes (wide rows,
+#: more than 167 features, get fewer; without this bound a sample of 100,000 rows of
+#: 10,000 features would take 8 GB of the client's memory).
+SAMPLE_BYTES = 128 << 20
+
+
+def sample_size(X) -> int:
+    """The rows of the client's sample of ``X`` (all of them where there are fewer)."""
+    return int(min(SAMPLE_SIZE, max(1, SAMPLE_BYTES // (8 * max(1, X.shape[1])))))
+
 
 def sample_rows(X: da.Array, size: int, random_state: np.random.RandomState,
                 sample_weight: da.Array | None = None):
@@ -124,7 +134,7 @@ def initial_parameters_many(
     others each from its own generator seeded from it. 'kmeans' draws one sample
     and runs its k-means one after another from ``random_state``, then one pass
     gives every assignment's statistics: two passes for any ``count``, and the
-    first is the one drawn alone (on at most :data:`SAMPLE_SIZE` rows each is
+    first is the one drawn alone (on at most :func:`sample_size` rows each is
     the one of scikit-learn's loop). The other methods draw them one after
     another from ``random_state``, as scikit-learn's loop does (a pass or less
     each).
@@ -132,7 +142,7 @@ def initial_parameters_many(
     if method == "kmeans" and count > 1:
         missing, sample_weight = options.get("missing", "raise"), options.get("sample_weight")
         rows, w = _sample(X, n_components, random_state, missing, sample_weight)
-        sampled = X.shape[0] > SAMPLE_SIZE
+        sampled = X.shape[0] > sample_size(X)
         centers = [_kmeans_centers(rows, w, n_components, random_state, sampled)
                    for _ in range(count)]
         stats = pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
@@ -213,7 +223,7 @@ def initial_parameters_grid(
             for k, _ in models:
                 km_state = np.random.RandomState()
                 km_state.set_state(reached)
-                starts.append(_kmeans_centers(rows, w, k, km_state, X.shape[0] > SAMPLE_SIZE))
+                starts.append(_kmeans_centers(rows, w, k, km_state, X.shape[0] > sample_size(X)))
             kernel, extra = kmeans.chunk_assignment_statistics, ()
         stats = pass_statistics_many(X, kernel, starts, types, *extra, missing=missing,
                                      sample_weight=sample_weight)
@@ -278,13 +288,16 @@ def initial_parameters_given(
 
 def _sample(X, n_components, random_state, missing, sample_weight):
     """The rows (and weights) that 'kmeans' and 'k-means++' cluster on the client."""
-    rows, w = sample_rows(X, SAMPLE_SIZE, random_state, sample_weight)
+    size = sample_size(X)
+    rows, w = sample_rows(X, size, random_state, sample_weight)
     rows, w = finite_rows(rows, missing, np.ones(len(rows)) if w is None else w)
     if len(rows) < n_components:
         kind = "with an observed feature" if missing == "marginalize" else "without NaN"
+        of = (f" of {size} (rows of {X.shape[1]} features: at most {SAMPLE_BYTES >> 20} MiB)"
+              if X.shape[0] > size else "")
         raise ValueError(
-            f"X has {len(rows)} rows {kind} in a sample, fewer than "
-            f"n_components={n_components}"
+            f"X has {len(rows)} rows {kind} in a sample{of}, fewer than "
+            f"n_components={n_components}; init_params='k-means||' looks at every row"
         )
     return rows, (None if sample_weight is None else w)
 
@@ -360,7 +373,7 @@ def initial_parameters(
         return from_stats(stats)
     if method == "kmeans":
         rows, w = sample()
-        centers = _kmeans_centers(rows, w, n_components, random_state, n > SAMPLE_SIZE)
+        centers = _kmeans_centers(rows, w, n_components, random_state, n > sample_size(X))
         return from_stats(one_pass(kmeans.chunk_assignment_statistics, centers))
     if method == "k-means++":
         rows, w = sample()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask
 import dask.array as da
 import numpy as np
@@ -106,6 +108,31 @@ def test_several_kmeans_initialisations_read_the_data_twice_in_all(n_rows):
             alone = initial_parameters(Xd, 6, "full", "kmeans", state, **options)
             np.testing.assert_array_equal(params.means, alone.means)
             np.testing.assert_array_equal(params.covariances, alone.covariances)
+
+
+def test_the_client_sample_of_wide_rows_is_bounded_in_bytes(monkeypatch):
+    import daskgmm.init as init
+
+    assert init.sample_size(np.empty((0, 16))) == 100_000
+    assert init.sample_size(np.empty((0, 10_000))) == (128 << 20) // 80_000  # 1,677 rows
+    monkeypatch.setattr(init, "SAMPLE_BYTES", 8 * 4 * 1000)  # 1,000 rows of 4 features
+    seen = []
+    centers = init._kmeans_centers
+
+    def spy(rows, w, k, rs, sampled):
+        seen.append((len(rows), sampled))
+        return centers(rows, w, k, rs, sampled)
+
+    monkeypatch.setattr(init, "_kmeans_centers", spy)
+    X = np.random.default_rng(0).normal(size=(5000, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GaussianMixture(3, random_state=0, max_iter=2).fit(X)
+    assert seen == [(1000, True)]
+    monkeypatch.setattr(init, "SAMPLE_BYTES", 8 * 4 * 2)
+    with pytest.raises(ValueError, match=r"2 rows without NaN in a sample of 2 \(rows of 4 "
+                                         r"features: at most 0 MiB\), fewer than n_components=3"):
+        GaussianMixture(3, random_state=0).fit(X)
 
 
 def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_client):
