@@ -166,6 +166,56 @@ def test_a_fit_interrupted_after_a_reseed_resumes_bitwise(tmp_path, monkeypatch)
     assert load(tmp_path / "m.zarr").recoveries_ == reference.recoveries_
 
 
+def test_a_fit_killed_after_a_reseed_resumes_bitwise(tmp_path):
+    """The fit runs in its own process, SIGKILLed once its checkpoint holds an
+    iteration after the second re-seed; the resumed fit ends bitwise where the
+    uninterrupted one ends, with the same recoveries."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import checkpoint_worker
+
+    from daskgmm import CheckpointError, inspect
+
+    data, ckpt = tmp_path / "x.zarr", tmp_path / "c.zarr"
+    da.from_array(far_singleton(), chunks=(700, 2)).to_zarr(str(data))
+    with dask.config.set(scheduler="threads"):
+        reference = checkpoint_worker.fit(da.from_zarr(str(data)),
+                                          params=checkpoint_worker.RECOVERY_FIT)
+    reseeds = [e["iteration"] for e in reference.recoveries_ if e["action"] == "reseed"]
+    assert len(reseeds) >= 2
+    worker = pathlib.Path(checkpoint_worker.__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(worker.parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(worker), str(data), str(ckpt),
+                             str(tmp_path / "m.zarr"), "threads", "recovery"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if inspect(ckpt)["n_iter"] > reseeds[1]:
+                break
+        except (CheckpointError, KeyError, OSError):
+            pass
+        time.sleep(0.002)
+    assert proc.poll() is None, "the fit ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    state = inspect(ckpt)
+    assert state["status"] != "done" and reseeds[1] < state["n_iter"] < reference.n_iter_
+    with dask.config.set(scheduler="threads"):
+        resumed = checkpoint_worker.fit(da.from_zarr(str(data)), str(ckpt),
+                                        checkpoint_worker.RECOVERY_FIT)
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
+    np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)
+    assert resumed.lower_bounds_ == reference.lower_bounds_
+    assert resumed.recoveries_ == reference.recoveries_
+
+
 def test_recovery_does_not_depend_on_the_chunking():
     # Two clusters and a far singleton, reg_covar=0: the singleton draws a
     # component, which collapses, is re-seeded and collapses again until it keeps
