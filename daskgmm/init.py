@@ -25,6 +25,7 @@ in proportion to their weights, and every pass weights its statistics.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import dask.array as da
@@ -304,19 +305,27 @@ def _sample(X, n_components, random_state, missing, sample_weight):
 
 def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.ndarray:
     """The centres of 'kmeans' from the client's rows (``sampled``: a sample of
-    more rows, see the module docstring), on one thread: the same on every machine."""
-    km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-    with single_threaded():
-        km.fit(rows, sample_weight=w)
+    more rows, see the module docstring), each k-means on one thread: the same on
+    every machine. On a sample the two run at once, scikit-learn's from
+    ``random_state`` (which only it advances) and the k-means||-seeded one from a
+    generator seeded from it (:func:`_lockstep_states`)."""
+
+    def scikit_learn_kmeans():
+        km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        with single_threaded():  # OpenMP's thread count is this thread's own
+            return km.fit(rows, sample_weight=w)
+
     if not sampled:
-        return km.cluster_centers_
+        return scikit_learn_kmeans().cluster_centers_
+    seeding = _lockstep_states(random_state, 2)[1]
     one = da.from_array(rows, chunks=rows.shape)
     weight = None if w is None else da.from_array(w.reshape(-1, 1), chunks=(len(w), 1))
-    with dask.config.set(scheduler="sync"):  # rows in this process: no cluster
-        seeds = kmeans_parallel(one, n_components, random_state, sample_weight=weight).centers
-    other = KMeans(n_clusters=n_components, init=seeds, n_init=1)
-    with single_threaded():
-        other.fit(rows, sample_weight=w)
+    with single_threaded(), ThreadPoolExecutor(1) as pool:
+        first = pool.submit(scikit_learn_kmeans)
+        with dask.config.set(scheduler="sync"):  # rows in this process: no cluster
+            seeds = kmeans_parallel(one, n_components, seeding, sample_weight=weight).centers
+        other = KMeans(n_clusters=n_components, init=seeds, n_init=1).fit(rows, sample_weight=w)
+        km = first.result()
     return min((km, other), key=lambda m: m.inertia_).cluster_centers_
 
 
