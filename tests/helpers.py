@@ -92,6 +92,28 @@ def stopped_after(passes, monkeypatch):
     return lambda: monkeypatch.setattr(em, "expectation", original)
 
 
+def kill_at_iteration(proc, checkpoint, n_iter, what="the fit", poll=0.01, timeout=120):
+    """SIGKILL the process group of ``proc`` (started with ``start_new_session``) once
+    ``checkpoint`` holds ``n_iter`` iterations or more; asserts that it was running."""
+    import os
+    import signal
+    import time
+
+    from daskgmm import CheckpointError, inspect
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if inspect(checkpoint)["n_iter"] >= n_iter:
+                break
+        except (CheckpointError, KeyError, OSError):  # not yet written, or mid-write
+            pass
+        time.sleep(poll)
+    assert proc.poll() is None, f"{what} ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
 def run_cli_in_process(*args):
     """``daskgmm ARGS`` through the command's own ``main`` in this process, as a
     ``CompletedProcess``: the same code as the command (parsing, checks, exit

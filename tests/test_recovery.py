@@ -8,7 +8,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from helpers import Stop, stopped_after
+from helpers import Stop, kill_at_iteration, stopped_after
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
@@ -172,14 +172,12 @@ def test_a_fit_killed_after_a_reseed_resumes_bitwise(tmp_path):
     uninterrupted one ends, with the same recoveries."""
     import os
     import pathlib
-    import signal
     import subprocess
     import sys
-    import time
 
     import checkpoint_worker
 
-    from daskgmm import CheckpointError, inspect
+    from daskgmm import inspect
 
     data, ckpt = tmp_path / "x.zarr", tmp_path / "c.zarr"
     da.from_array(far_singleton(), chunks=(700, 2)).to_zarr(str(data))
@@ -194,17 +192,7 @@ def test_a_fit_killed_after_a_reseed_resumes_bitwise(tmp_path):
     proc = subprocess.Popen([sys.executable, str(worker), str(data), str(ckpt),
                              str(tmp_path / "m.zarr"), "threads", "recovery"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if inspect(ckpt)["n_iter"] > reseeds[1]:
-                break
-        except (CheckpointError, KeyError, OSError):
-            pass
-        time.sleep(0.002)
-    assert proc.poll() is None, "the fit ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    kill_at_iteration(proc, ckpt, reseeds[1] + 1, poll=0.002)
     state = inspect(ckpt)
     assert state["status"] != "done" and reseeds[1] < state["n_iter"] < reference.n_iter_
     with dask.config.set(scheduler="threads"):

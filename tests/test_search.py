@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import dask
@@ -17,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import blobs
-from helpers import ChunkReads, Stop, stopped_after
+from helpers import ChunkReads, Stop, kill_at_iteration, stopped_after
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
@@ -218,17 +215,7 @@ def test_cli_search_killed_and_run_again_ends_with_the_uninterrupted_table(tmp_p
     proc = subprocess.Popen([*WORKER_CLI, *args, "--checkpoint", str(ckpt)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if daskgmm.inspect(ckpt)["n_iter"] >= 3:
-                break
-        except (CheckpointError, KeyError, OSError):
-            pass
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_iteration(proc, ckpt, 3, what="the search", poll=0.05)
     killed_at = daskgmm.inspect(ckpt)["n_iter"]
     assert 3 <= killed_at < 30
     done = subprocess.run([*WORKER_CLI, *args, "--checkpoint", str(ckpt), "--results",
