@@ -60,6 +60,18 @@ _WORKSET_ELEMENTS = 1 << 18
 #: Bytes of the work arrays of an expansion per sub-block.
 _EXPANDED_BYTES = 1 << 21
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Where a sub-block's log-responsibilities less each row's maximum go below
+#: this, they are floored to it before ``exp`` and responsibilities under
+#: ``_FLUSHED`` (1.5e-304) set to exactly 0 after. Left alone, those of
+#: well-separated clusters are subnormal (e^-708 to e^-745) or underflow, and
+#: NumPy's ``exp`` takes its slow path on them (8 x 3,787 values: 2,000 us where
+#: they are subnormal, 300 us where they underflow to 0, against 29 us), as do
+#: the statistics' products: separated clusters, 100,000 x 16, K=8, diag, ran at
+#: 0.035 s a chunk against 0.009 s for overlapping ones. Responsibilities above
+#: about 1e-288 are bitwise unchanged; a row's log-likelihood changes by under
+#: 1e-300 relative; the other sub-blocks take ``exp`` alone, as before.
+_LOG_TINY = -700.0
+_FLUSHED = 1.5 * math.exp(_LOG_TINY)
 #: Most bytes of work arrays that a thread keeps from one chunk task to the next.
 _RETAINED_BYTES = 16 << 20
 _THREAD = threading.local()
@@ -219,7 +231,13 @@ def _normalise_in_place(wlp, ws=None):
     if not finite.all():
         mx[~finite] = 0.0
     wlp -= mx
-    np.exp(wlp, out=wlp)
+    if wlp.size and np.fmin.reduce(wlp, axis=None) < _LOG_TINY:  # see _LOG_TINY
+        np.maximum(wlp, _LOG_TINY, out=wlp)
+        np.exp(wlp, out=wlp)
+        wlp -= _FLUSHED  # those at the floor, and any under 1.5e-304, to exactly 0
+        np.maximum(wlp, 0.0, out=wlp)
+    else:
+        np.exp(wlp, out=wlp)
     tot = wlp.sum(axis=0, out=None if ws is None else ws("n_total", (n,)))
     with np.errstate(divide="ignore", invalid="ignore"):
         wlp /= tot

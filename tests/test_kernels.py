@@ -306,3 +306,33 @@ def test_statistics_match_scipy_reference(covariance_type, dtype, case):
     np.testing.assert_allclose(st.Sk, want_S, rtol=10 * rtol, atol=10 * rtol * np.abs(want_S).max())
     got = kernels.chunk_log_prob(X, *p.kernel_args)
     np.testing.assert_allclose(got, wlp, rtol=rtol, atol=rtol * np.abs(wlp).max())
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_far_components_get_responsibilities_of_exactly_zero_or_as_the_reference(covariance_type):
+    """Clusters far apart: most log-responsibilities lie far below e^-700, some
+    between e^-745 and e^-700 (subnormal). Below 1.5e-304 a responsibility is
+    flushed to 0 (NumPy's exp and the products slow down 10-70x on such values);
+    the statistics equal the naive ones, whose responsibilities there are
+    subnormal or 0, to rounding."""
+    p = random_params(covariance_type)
+    p = GMMParams(p.weights, p.means * 12.0, p.covariances, p.precisions_cholesky,
+                  covariance_type)
+    rng = np.random.default_rng(4)
+    X = p.means[rng.integers(3, size=9000)] + rng.normal(scale=2.0, size=(9000, 4))
+    t = rng.random((3000, 1))  # rows on the way from one mean to another: every gap
+    X = np.vstack([X, p.means[0] + t * (p.means[1] - p.means[0])])
+    wlp = naive_weighted_log_prob(X, p)
+    lse = np.logaddexp.reduce(wlp, axis=1)
+    gap = wlp - lse[:, None]
+    assert (gap < -745).any() and ((gap > -745) & (gap < -700)).any()  # both bands present
+    r = np.exp(gap)
+    st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0],
+                                          p.means, covariance_type)
+    np.testing.assert_allclose(st.log_lik_sum, lse.sum(), rtol=1e-12)
+    np.testing.assert_allclose(st.nk, r.sum(0), rtol=1e-12)
+    diff = X[None] - p.means[:, None]
+    np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-9, atol=1e-8)
+    resp = kernels.chunk_responsibilities(X, *p.kernel_args)
+    assert (resp[gap < -700] == 0).all()  # flushed, not subnormal
+    np.testing.assert_allclose(resp, r, rtol=1e-9, atol=1e-12)
