@@ -92,6 +92,22 @@ def stopped_after(passes, monkeypatch):
     return lambda: monkeypatch.setattr(em, "expectation", original)
 
 
+def start_worker(*args):
+    """``checkpoint_worker.py ARGS`` in a process of its own group: a kill of the
+    group takes the LocalCluster's worker processes too, as a batch system's job
+    kill or a pod eviction would."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    worker = pathlib.Path(__file__).with_name("checkpoint_worker.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(worker.parent),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, str(worker), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
 def kill_at_iteration(proc, checkpoint, n_iter, what="the fit", poll=0.01, timeout=120):
     """SIGKILL the process group of ``proc`` (started with ``start_new_session``) once
     ``checkpoint`` holds ``n_iter`` iterations or more; asserts that it was running."""

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import pathlib
 import random
 import signal
-import subprocess
-import sys
 import time
 import warnings
 
@@ -19,14 +16,11 @@ import zarr
 from checkpoint_worker import FIT, fit
 from conftest import blobs
 from sklearn.exceptions import ConvergenceWarning
-from helpers import ChunkReads, Stop, stopped_after
+from helpers import ChunkReads, Stop, start_worker, stopped_after
 
 import daskgmm
 from daskgmm.errors import UnsafePathError
 from daskgmm import CheckpointError, CheckpointMismatchError, GaussianMixture
-
-WORKER = pathlib.Path(__file__).with_name("checkpoint_worker.py")
-
 
 @pytest.fixture
 def zarr_data(tmp_path):
@@ -40,11 +34,7 @@ def run_worker(args, kill_after=None, once=None):
     """Run the worker; with ``kill_after``, kill it that many seconds after it starts
     (after ``once`` exists, where given: a start-up of any length is not counted).
     True when it finished by itself."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")]))
-    # Its own process group: the kill takes the LocalCluster's worker processes
-    # too, as a batch system's job kill or a pod eviction would.
-    proc = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = start_worker(*args)
     if kill_after is None:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-3000:]

@@ -8,7 +8,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from helpers import Stop, kill_at_iteration, stopped_after
+from helpers import Stop, kill_at_iteration, start_worker, stopped_after
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SKGaussianMixture
@@ -170,11 +170,6 @@ def test_a_fit_killed_after_a_reseed_resumes_bitwise(tmp_path):
     """The fit runs in its own process, SIGKILLed once its checkpoint holds an
     iteration after the second re-seed; the resumed fit ends bitwise where the
     uninterrupted one ends, with the same recoveries."""
-    import os
-    import pathlib
-    import subprocess
-    import sys
-
     import checkpoint_worker
 
     from daskgmm import inspect
@@ -186,12 +181,7 @@ def test_a_fit_killed_after_a_reseed_resumes_bitwise(tmp_path):
                                           params=checkpoint_worker.RECOVERY_FIT)
     reseeds = [e["iteration"] for e in reference.recoveries_ if e["action"] == "reseed"]
     assert len(reseeds) >= 2
-    worker = pathlib.Path(checkpoint_worker.__file__)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(worker.parent),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, str(worker), str(data), str(ckpt),
-                             str(tmp_path / "m.zarr"), "threads", "recovery"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = start_worker(data, ckpt, tmp_path / "m.zarr", "threads", "recovery")
     kill_at_iteration(proc, ckpt, reseeds[1] + 1, poll=0.002)
     state = inspect(ckpt)
     assert state["status"] != "done" and reseeds[1] < state["n_iter"] < reference.n_iter_
