@@ -140,17 +140,11 @@ def initial_parameters_many(
     another from ``random_state``, as scikit-learn's loop does (a pass or less
     each).
     """
-    if method == "kmeans" and count > 1:
-        missing, sample_weight = options.get("missing", "raise"), options.get("sample_weight")
-        rows, w = _sample(X, n_components, random_state, missing, sample_weight)
-        sampled = X.shape[0] > sample_size(X)
-        centers = [_kmeans_centers(rows, w, n_components, random_state, sampled)
-                   for _ in range(count)]
-        stats = pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
-                                     covariance_type, missing=missing,
-                                     sample_weight=sample_weight)
-        return [_params_of(st, options["reg_covar"], covariance_type, options["eps"],
-                           options.get("recovery")) for st in stats]
+    if method == "kmeans":
+        return _kmeans_starts(X, count, n_components, covariance_type, random_state,
+                              options["reg_covar"], options["eps"],
+                              options.get("missing", "raise"), options.get("sample_weight"),
+                              options.get("recovery"))
     if method != "k-means||" or count == 1:
         return [
             initial_parameters(X, n_components, covariance_type, method, random_state, **options)
@@ -303,6 +297,19 @@ def _sample(X, n_components, random_state, missing, sample_weight):
     return rows, (None if sample_weight is None else w)
 
 
+def _kmeans_starts(X, count, n_components, covariance_type, random_state, reg_covar, eps,
+                   missing, sample_weight, recovery) -> list[GMMParams]:
+    """``count`` starts of 'kmeans': one sample, the k-means one after another from
+    ``random_state``, then one pass for the statistics of every assignment."""
+    rows, w = _sample(X, n_components, random_state, missing, sample_weight)
+    sampled = X.shape[0] > sample_size(X)
+    centers = [_kmeans_centers(rows, w, n_components, random_state, sampled)
+               for _ in range(count)]
+    stats = pass_statistics_many(X, kmeans.chunk_assignment_statistics, centers,
+                                 covariance_type, missing=missing, sample_weight=sample_weight)
+    return [_params_of(st, reg_covar, covariance_type, eps, recovery) for st in stats]
+
+
 def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.ndarray:
     """The centres of 'kmeans' from the client's rows (``sampled``: a sample of
     more rows, see the module docstring), each k-means on one thread: the same on
@@ -381,9 +388,8 @@ def initial_parameters(
         )
         return from_stats(stats)
     if method == "kmeans":
-        rows, w = sample()
-        centers = _kmeans_centers(rows, w, n_components, random_state, n > sample_size(X))
-        return from_stats(one_pass(kmeans.chunk_assignment_statistics, centers))
+        return _kmeans_starts(X, 1, n_components, covariance_type, random_state, reg_covar, eps,
+                              missing, sample_weight, recovery)[0]
     if method == "k-means++":
         rows, w = sample()
         with single_threaded():
