@@ -16,6 +16,11 @@ results add up) and accumulated in float64 whatever the data dtype::
     S_k = sum_n r_nk (x_n - m_k)(x_n - m_k)^T      (diag/spherical: the diagonal;
                                                     tied: summed over k)
 
+An EM pass over rows that a covariance type's expansion applies to runs the
+compiled kernels of :mod:`daskgmm.fused` instead (:data:`FUSED`): one call per
+chunk, which holds no GIL; the loop below stays for the centred path, for
+log-probabilities alone and for rows with missing features.
+
 Two-dimensional products are ``np.dot``, not ``@``: NumPy's matmul holds the
 GIL around BLAS (numpy#11821), which serialises the chunk tasks of the threaded
 scheduler and of multi-threaded workers, and ``np.dot`` releases it. Stacked
@@ -75,6 +80,11 @@ _FLUSHED = 1.5 * math.exp(_LOG_TINY)
 #: Most bytes of work arrays that a thread keeps from one chunk task to the next.
 _RETAINED_BYTES = 16 << 20
 _THREAD = threading.local()
+#: Whether an EM pass over rows that an expansion applies to runs the compiled
+#: kernels of :mod:`daskgmm.fused` (False: the NumPy sub-block loop, kept for
+#: the centred path and as the reference the tests compare them with).
+FUSED = True
+_NO_WEIGHT = np.empty(0)
 
 
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
@@ -375,13 +385,42 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     sw = row_weights(sample_weight, block.shape[0])
     model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype, reg_covar)
     with Workspace.of_thread() as ws:
-        stats, incomplete, rows = _complete_statistics(block, model, covariance_type, n_worst,
-                                                       sw, ws, marginalize)
+        if model.expanded is not None and FUSED:
+            stats, incomplete, rows = _fused_statistics(block, model, covariance_type, n_worst,
+                                                        sw, marginalize)
+        else:
+            stats, incomplete, rows = _complete_statistics(block, model, covariance_type,
+                                                           n_worst, sw, ws, marginalize)
         if len(incomplete):
             size = StatsLayout(model.n_components, model.n_features, covariance_type).size
             stats[:, :size] += _incomplete_statistics(
                 rows, model, covariance_type, None if sw is None else sw[incomplete], ws)
     return stats
+
+
+def _fused_statistics(block, model, covariance_type, n_worst, sw, marginalize=False):
+    """:func:`_complete_statistics` in one compiled call of the model's expansion
+    (:meth:`~daskgmm.covariance.Expansion.fused`): the rows with a non-finite
+    value come out with a NaN log-likelihood and nothing added, and with
+    ``marginalize`` those with a NaN are returned for :func:`_incomplete_statistics`."""
+    n = block.shape[0]
+    expanded = model.expanded
+    acc = Accumulator(model.n_components, model.n_features, covariance_type, expanded)
+    lse = np.empty(n)
+    expanded.fused(block, _NO_WEIGHT if sw is None else sw, lse, acc.sums)
+    finite = np.isfinite(lse)
+    incomplete = np.empty(0, dtype=np.intp)
+    if marginalize and not finite.all():
+        left = np.flatnonzero(~finite)
+        incomplete = left[has_missing(block[left])]
+    acc.add_score(lse, finite, sw)
+    acc.out[2] -= len(incomplete)
+    stats = acc.result(n - len(incomplete))
+    if n_worst:
+        worst = WorstRows(n_worst)
+        worst.add(lse, 0, None, sw)
+        stats = np.concatenate([stats, worst.result(block).reshape(1, -1)], axis=1)
+    return stats, incomplete, block[incomplete] if len(incomplete) else None
 
 
 def _complete_statistics(block, model, covariance_type, n_worst, sw, ws, marginalize=False):

@@ -225,6 +225,10 @@ class WorstRows:
         finite = np.isfinite(ll)
         if not finite.all():
             pos, ll = pos[finite], ll[finite]
+        if len(ll) > 4 * self.count:  # a whole chunk at once: its count lowest, and ties
+            kth = np.partition(ll, self.count - 1)[self.count - 1]
+            keep = ll <= kth
+            pos, ll = pos[keep], ll[keep]
         self._ll.append(ll)
         self._index.append(start + (pos if rows is None else rows[pos]))
         self._held += len(ll)

@@ -199,8 +199,8 @@ def test_expanded_models_stay_accurate_for_far_apart_means(covariance_type, sepa
 
 
 def test_the_full_expansion_is_taken_only_where_its_rounding_is_far_below_reg_covar():
-    """An EM pass (``reg_covar`` given) over float64 rows may take the full
-    expansion; its statistics equal the naive ones, and differ from the centred
+    """An EM pass (``reg_covar`` given) may take the full expansion (its features
+    are float64 whatever the rows' dtype); its statistics equal the naive ones, and differ from the centred
     kernel's by far less than the ``reg_covar`` the M-step adds."""
     p = random_params("full")
     rng = np.random.default_rng(11)
@@ -211,7 +211,7 @@ def test_the_full_expansion_is_taken_only_where_its_rounding_is_far_below_reg_co
 
     assert expanded(p)
     assert not expanded(p, reg_covar=0.0)  # reg_covar=0: a collapse keeps its exact zero
-    assert not expanded(p, np.float32)
+    assert expanded(p, np.float32)
     far = GMMParams(p.weights, p.means * 30, p.covariances, p.precisions_cholesky, "full")
     assert not expanded(far)  # the rounding would reach reg_covar
     assert expanded(far, reg_covar=10.0)
@@ -336,3 +336,54 @@ def test_far_components_get_responsibilities_of_exactly_zero_or_as_the_reference
     resp = kernels.chunk_responsibilities(X, *p.kernel_args)
     assert (resp[gap < -700] == 0).all()  # flushed, not subnormal
     np.testing.assert_allclose(resp, r, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, monkeypatch):
+    """The compiled kernels (:mod:`daskgmm.fused`) and the NumPy loop over sub-blocks
+    give the same statistics, scores and worst rows: with sample weights, rows with
+    NaN (marginalised) and with inf (left out), a component of zero weight, and
+    rows so far from some components that their responsibilities underflow."""
+    p = random_params(covariance_type, k=3, d=4, seed=3)
+    weights = np.array([0.6, 0.4, 0.0])
+    rng = np.random.default_rng(4)
+    X = (p.means[rng.integers(2, size=7000)] + rng.normal(size=(7000, 4))).astype(dtype)
+    X[:50] += 60.0  # responsibilities of e^-700 and below: flushed to zero
+    X[100, 2] = X[2000, 0] = np.nan
+    X[3000, 1] = np.inf
+    sw = rng.uniform(0.0, 2.0, size=len(X))
+    args = (weights, p.means, p.precisions_cholesky, covariance_type)
+    assert kernels._Model(*args, dtype, 1e-6).expanded is not None
+    for w in (None, sw):
+        out = {}
+        for fused in (False, True):
+            monkeypatch.setattr(kernels, "FUSED", fused)
+            with np.errstate(invalid="ignore"):  # the row with inf, in the NumPy loop
+                out[fused] = kernels.chunk_statistics(X, *args, n_worst=4, marginalize=True,
+                                                      sample_weight=w, reg_covar=1e-6)[0]
+        # the sub-blocks differ (so does the order of the sums) and so does exp, by an ulp
+        np.testing.assert_allclose(out[True], out[False], rtol=1e-9, atol=1e-9)
+        size = StatsLayout(3, 4, covariance_type).size
+        worst = [o[size:].reshape(4, 5) for o in (out[True], out[False])]
+        np.testing.assert_array_equal(worst[0][:, 1:], worst[1][:, 1:])  # the same rows
+        np.testing.assert_allclose(worst[0][:, 0], worst[1][:, 0], rtol=1e-14)
+        assert out[True][2] == 1  # the row with inf: non-finite
+
+
+def test_fused_exp_is_within_an_ulp_of_numpy():
+    """The compiled log-sum-exp's ``exp`` against NumPy's, over the whole range kept
+    (down to ``log(1.5e-304)``; below, exactly 0)."""
+    from daskgmm import fused
+
+    x = np.concatenate([-np.geomspace(1e-12, 699.5, 20000), [0.0, -699.6, -700.0, -750.0]])
+    wlp = np.stack([x, np.zeros_like(x)])  # second component: the row's maximum, 0
+    n = len(x)
+    lse = np.empty(n)
+    fused._normalise(wlp, n, np.empty(0), 0, lse, np.empty(n, bool), *np.empty((3, n)))
+    e = np.exp(x)
+    want = np.where(e >= 1.5e-304, e, 0.0) / (1.0 + np.where(e >= 1.5e-304, e, 0.0))
+    np.testing.assert_allclose(wlp[0], want, rtol=5e-16, atol=0)
+    assert np.all(wlp[0, -3:] == 0.0)
+    np.testing.assert_allclose(lse, np.log(1.0 + np.where(e >= 1.5e-304, e, 0.0)), rtol=0,
+                               atol=2.3e-16)

@@ -133,12 +133,17 @@ class Expansion(ABC):
     :meth:`new_sums`), ``resp`` already multiplied by the rows' sample ``weight``
     (None without), and ``finish(sums)`` turns the sums of a chunk into
     ``(N_k, s_k, S_k)`` centred on the means, once per chunk. ``row_bytes``: the
-    bytes per row of its work arrays, which size the sub-blocks.
+    bytes per row of its work arrays, which size the sub-blocks. ``fused`` does
+    the work of a whole chunk, features to sums, in one compiled call
+    (:mod:`daskgmm.fused`); an EM pass takes it, the other methods are the NumPy
+    form of the same steps.
     """
 
     row_bytes: int
     #: the most rows of a sub-block (None: as many as ``row_bytes`` allows)
     max_rows: int | None = None
+    #: the rows of a sub-block of :meth:`fused`
+    fused_rows: int = 512
 
     @staticmethod
     def small_product_rows(width: int, dtype) -> int | None:
@@ -192,6 +197,13 @@ class Expansion(ABC):
 
     @abstractmethod
     def finish(self, sums: dict) -> tuple: ...
+
+    @abstractmethod
+    def fused(self, block, weight, lse, sums: dict) -> None:
+        """The whole chunk ``block`` in one compiled call (:mod:`daskgmm.fused`): adds
+        its sums to ``sums`` (:meth:`new_sums`) and writes each row's log-likelihood
+        to ``lse`` (NaN for a row with a non-finite value, which adds nothing).
+        ``weight``: the rows' sample weights, or an empty array."""
 
 
 class CovarianceType(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fused
 from .base import (
     CovarianceType,
     Expansion,
@@ -41,11 +42,12 @@ class _FullExpansion(Expansion):
     own spread: a component collapsing onto a point would not get an exactly
     zero covariance. So the expansion is taken only where that rounding is at
     most ``_SHARE_OF_REG`` of the ``reg_covar`` that the M-step adds anyway
-    (``reg_covar > 0``), for float64 data (float32's centred kernel runs its
-    products in float32 already, and its rounding would be 1e9 times larger).
+    (``reg_covar > 0``). Its features are float64 whatever the rows' dtype, so
+    float32 rows take it too (their centred kernel ran its products in float32).
     """
 
     max_rows = _PRODUCT_GROWTH
+    fused_rows = 256
 
     def __init__(self, shift, delta, stacked, offset):
         super().__init__(shift, delta)
@@ -55,7 +57,7 @@ class _FullExpansion(Expansion):
 
     @classmethod
     def of(cls, means, precisions_cholesky, offset, dtype, reg_covar):
-        if dtype != np.float64 or not reg_covar > 0:
+        if not reg_covar > 0:
             return None
         shift, delta = cls.split_means(means)
         pc = np.asarray(precisions_cholesky, dtype=np.float64)
@@ -100,6 +102,11 @@ class _FullExpansion(Expansion):
         np.multiply(x[None], resp[:, None, :], out=weighted)
         sums["outer"] += np.matmul(weighted, x.T)  # sum r x~ x~^T, per component
 
+    def fused(self, block, weight, lse, sums):
+        k, d = self.delta.shape
+        fused.full_chunk(block, weight, self.shift, self.stacked.reshape(k * d, d + 1),
+                         self.offset, self.fused_rows, lse, sums["features"], sums["outer"])
+
     def finish(self, sums):
         """``N_k``, ``s_k`` and ``S_k``, centred on the means (``c + d_k``)."""
         d = self.delta.shape[1]
@@ -111,7 +118,7 @@ class _FullExpansion(Expansion):
 
 
 class Full(CovarianceType):
-    """Full covariance: in an EM pass over float64 data, the expansion
+    """Full covariance: in an EM pass, the expansion
     (:class:`_FullExpansion`) where its rounding is far below ``reg_covar``;
     else, and for log-probabilities alone, the rows centred on each mean and one
     stacked product per sub-block."""

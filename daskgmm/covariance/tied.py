@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fused
 from .base import (
     CovarianceType,
     Expansion,
@@ -71,6 +72,10 @@ class _TiedExpansion(Expansion):
         sums["features"] += np.dot(resp, features.T)  # sum r x~, sum r
         # sum_k r_nk = 1 (or the row's sample weight): sum_n w_n x~ x~^T once for all k
         sums["outer"] += np.dot(x if weight is None else x * weight, x.T)
+
+    def fused(self, block, weight, lse, sums):
+        fused.tied_chunk(block, weight, self.shift, np.ascontiguousarray(self.pc.T), self.coef,
+                         self.fused_rows, lse, sums["features"], sums["outer"])
 
     def finish(self, sums):
         """``N_k``, ``s_k`` and the tied ``S``, centred on the means."""
