@@ -104,8 +104,12 @@ class _FullExpansion(Expansion):
 
     def fused(self, block, weight, lse, sums):
         k, d = self.delta.shape
+        packed = np.zeros((k, d * (d + 1) // 2))
         fused.full_chunk(block, weight, self.shift, self.stacked.reshape(k * d, d + 1),
-                         self.offset, self.fused_rows, lse, sums["features"], sums["outer"])
+                         self.offset, self.fused_rows, lse, sums["features"], packed)
+        upper = np.zeros((k, d, d))
+        upper[:, *np.triu_indices(d)] = packed
+        sums["outer"] += upper + np.swapaxes(np.triu(upper, 1), 1, 2)
 
     def finish(self, sums):
         """``N_k``, ``s_k`` and ``S_k``, centred on the means (``c + d_k``)."""
