@@ -161,7 +161,7 @@ class _Model:
     """The parameters of one E-step, cast once to the data's dtype."""
 
     def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype,
-                 reg_covar=0.0):
+                 reg_covar=0.0, fused_rows=None):
         means = np.asarray(means, dtype=np.float64)
         self.means_f64, self.pc_f64 = means, precisions_cholesky
         self.n_components, self.n_features = means.shape
@@ -184,7 +184,7 @@ class _Model:
             - 0.5 * self.n_features * _LOG_2PI
         )
         self.expanded = self.cov.expansion(means, precisions_cholesky, self.offset,
-                                           np.dtype(dtype), reg_covar)
+                                           np.dtype(dtype), reg_covar, fused_rows)
 
     def marginal(self) -> Marginal:
         """The marginals and conditionals for rows with missing features."""
@@ -383,7 +383,8 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
     """
     block = as_2d(block)
     sw = row_weights(sample_weight, block.shape[0])
-    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype, reg_covar)
+    model = _Model(weights, means, precisions_cholesky, covariance_type, block.dtype, reg_covar,
+                   block.shape[0] if FUSED else None)
     with Workspace.of_thread() as ws:
         if model.expanded is not None and FUSED:
             stats, incomplete, rows = _fused_statistics(block, model, covariance_type, n_worst,

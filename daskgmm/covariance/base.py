@@ -337,11 +337,13 @@ class CovarianceType(ABC):
         """Add ``sum weighted own^T`` to ``Sk``: ``own`` the rows of component ``k``
         less its centre, ``weighted`` the same times their sample weights (or ``own``)."""
 
-    def expansion(self, means, precisions_cholesky, offset, dtype,
-                  reg_covar: float = 0.0) -> Expansion | None:
+    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar: float = 0.0,
+                  fused_rows: int | None = None) -> Expansion | None:
         """The fast path for these parameters and data dtype, or None (centred data).
         ``reg_covar``: what the M-step will add to the covariances, for a type whose
-        expansion rounds its second moments by an absolute amount (full)."""
+        expansion rounds its second moments by an absolute amount (full);
+        ``fused_rows``: the rows of the chunk that :meth:`Expansion.fused` will take
+        (None: the NumPy loop), which bound that rounding's growth."""
         return None
 
     def __repr__(self) -> str:

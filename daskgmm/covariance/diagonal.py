@@ -159,7 +159,8 @@ class Diagonal(CovarianceType):
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk[k] += np.einsum("nd,nd->d", weighted, own)
 
-    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0):
+    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
+                  fused_rows=None):
         return _DiagonalExpansion.of(means, precisions_cholesky, offset, dtype)
 
 

@@ -18,8 +18,10 @@ from .base import (
 __all__ = ["FULL", "Full"]
 
 
-#: Bound on the growth of the rounding in a sub-block's products: their length, the
-#: sub-block's rows, which :class:`_FullExpansion` keeps to at most this many.
+#: Bound on the growth of the rounding in a sub-block's products in the NumPy loop:
+#: their length, the sub-block's rows, which :class:`_FullExpansion` keeps to at most
+#: this many. The fused kernel's: its sub-block's rows plus the number of its
+#: sub-blocks in the chunk (their sums added one after another).
 _PRODUCT_GROWTH = 2048
 #: The largest rounding of the expansion's covariances, relative to ``reg_covar``.
 _SHARE_OF_REG = 1e-3
@@ -56,7 +58,7 @@ class _FullExpansion(Expansion):
         self.row_bytes = (d + 1 + k * d) * 8  # the features and the whitened rows
 
     @classmethod
-    def of(cls, means, precisions_cholesky, offset, dtype, reg_covar):
+    def of(cls, means, precisions_cholesky, offset, dtype, reg_covar, fused_rows=None):
         if not reg_covar > 0:
             return None
         shift, delta = cls.split_means(means)
@@ -71,7 +73,10 @@ class _FullExpansion(Expansion):
         except np.linalg.LinAlgError:
             return None
         size = np.einsum("kd,kd->k", delta, delta) + np.einsum("kij,kij->k", inverse, inverse)
-        rounding = _PRODUCT_GROWTH * np.finfo(np.float64).eps * size
+        # the growth: a product's length and the partial sums added one after another
+        growth = (_PRODUCT_GROWTH if fused_rows is None
+                  else cls.fused_rows + -(-fused_rows // cls.fused_rows))
+        rounding = growth * np.finfo(np.float64).eps * size
         if not (np.isfinite(rounding).all() and rounding.max() <= _SHARE_OF_REG * reg_covar):
             return None
         stacked = np.concatenate([low_t, -whitened_delta[:, :, None]], axis=2)  # (K, D, D + 1)
@@ -190,8 +195,10 @@ class Full(CovarianceType):
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk[k] += np.dot(weighted.T, own)
 
-    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0):
-        return _FullExpansion.of(means, precisions_cholesky, offset, dtype, reg_covar)
+    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
+                  fused_rows=None):
+        return _FullExpansion.of(means, precisions_cholesky, offset, dtype, reg_covar,
+                                 fused_rows)
 
 
 FULL = Full()

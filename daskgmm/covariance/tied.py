@@ -157,7 +157,8 @@ class Tied(CovarianceType):
     def add_own_second_moment(self, Sk, k, own, weighted):
         Sk += np.dot(weighted.T, own)
 
-    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0):
+    def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
+                  fused_rows=None):
         return _TiedExpansion.of(means, precisions_cholesky, offset, dtype)
 
 
