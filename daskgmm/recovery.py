@@ -215,7 +215,12 @@ class WorstRows:
     def add(self, log_lik: np.ndarray, start: int, rows=None, weight=None) -> None:
         """The log-likelihoods of a sub-block's rows: those from ``start`` on in
         the chunk, or the rows ``start + rows``; ``weight``: their sample weights."""
-        near = log_lik <= self._bound  # NaN: False
+        bound = self._bound
+        if len(log_lik) > 4 * self.count and weight is None:  # a whole chunk: its count-th
+            kth = np.partition(log_lik, self.count - 1)[self.count - 1]  # lowest (NaN last)
+            if kth < bound:
+                bound = kth
+        near = log_lik <= bound  # NaN: False
         if weight is not None:
             near &= weight > 0
         pos = np.flatnonzero(near)
@@ -225,7 +230,7 @@ class WorstRows:
         finite = np.isfinite(ll)
         if not finite.all():
             pos, ll = pos[finite], ll[finite]
-        if len(ll) > 4 * self.count:  # a whole chunk at once: its count lowest, and ties
+        if len(ll) > 4 * self.count:  # weighted rows of a whole chunk: as above
             kth = np.partition(ll, self.count - 1)[self.count - 1]
             keep = ll <= kth
             pos, ll = pos[keep], ll[keep]
