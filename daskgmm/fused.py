@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["diagonal_chunk", "full_chunk", "tied_chunk"]
+__all__ = ["diagonal_chunk", "diagonal_marginal_rows", "full_chunk", "tied_chunk"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
@@ -127,10 +127,9 @@ def _shifted(X, start, nb, shift, f):
 def _drop_bad(f, nb, bad):
     """Zero the feature columns of bad rows (their responsibilities are zero
     already, and 0 times NaN would not be)."""
-    for i in range(nb):
-        if bad[i]:
-            for j in range(f.shape[0]):
-                f[j, i] = 0.0
+    for j in range(f.shape[0]):  # along the rows: a masked sweep, not a column each
+        for i in range(nb):
+            f[j, i] = 0.0 if bad[i] else f[j, i]
 
 
 @numba.njit(**_JIT)
@@ -153,6 +152,49 @@ def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
                 f[j, i] = f[d + j, i] * f[d + j, i]
         f[2 * d, :nb] = 1.0
         np.dot(coef, f, wlp)
+        if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
+            _drop_bad(f, nb, bad)
+        sums += np.dot(wlp, f.T)
+
+
+@numba.njit(**_JIT)
+def diagonal_marginal_rows(X, index, weight, shift, coef, block_rows, lse, sums, empty):
+    """Diagonal and spherical rows ``X[index]`` with missing features (NaN),
+    integrated out (:class:`daskgmm.missing.Marginal`, its diagonal form):
+    features ``[x~0^2, x~0, o, 1]`` (``x~0`` zero at the missing features, ``o``
+    one where observed), ``sums += resp [x~0^2, x~0, o, 1]^T`` (K, 3D + 1).
+    ``lse``, ``weight``: one per index. A row with no feature observed is bad
+    (NaN, nothing added) and ``empty``; so is a row with an infinity, but not
+    empty."""
+    n, d = len(index), X.shape[1]
+    k = coef.shape[0]
+    f = np.empty((3 * d + 1, block_rows))
+    wlp = np.empty((k, block_rows))
+    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
+    bad = np.empty(block_rows, dtype=np.bool_)
+    for start in range(0, n, block_rows):
+        nb = min(block_rows, n - start)
+        if nb < block_rows:
+            f, wlp = np.empty((3 * d + 1, nb)), np.empty((k, nb))
+        seen = tot  # the observed features per row, before _normalise
+        seen[:nb] = 0.0
+        for j in range(d):
+            s = shift[j]
+            for i in range(nb):
+                t = X[index[start + i], j] - s
+                o = 0.0 if t != t else 1.0  # NaN: missing
+                t = 0.0 if t != t else t
+                f[d + j, i] = t
+                f[j, i] = t * t
+                f[2 * d + j, i] = o
+                seen[i] += o
+        f[3 * d, :nb] = 1.0
+        for i in range(nb):
+            empty[start + i] = seen[i] == 0.0
+        np.dot(coef, f, wlp)
+        for i in range(nb):
+            if empty[start + i]:  # no feature observed: the row is bad
+                wlp[0, i] = np.nan
         if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
             _drop_bad(f, nb, bad)
         sums += np.dot(wlp, f.T)

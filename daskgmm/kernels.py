@@ -36,6 +36,7 @@ import threading
 
 import numpy as np
 
+from . import fused
 from .covariance import COVARIANCE
 from .missing import Marginal, has_missing
 from .params import StatsLayout
@@ -85,6 +86,8 @@ _THREAD = threading.local()
 #: the centred path and as the reference the tests compare them with).
 FUSED = True
 _NO_WEIGHT = np.empty(0)
+#: rows of a sub-block of :func:`daskgmm.fused.diagonal_marginal_chunk`
+_FUSED_MARGINAL_ROWS = 1024
 
 
 def _block_rows(n_components: int, n_features: int, expansion=None) -> int:
@@ -410,18 +413,43 @@ def _fused_statistics(block, model, covariance_type, n_worst, sw, marginalize=Fa
     lse = np.empty(n)
     expanded.fused(block, _NO_WEIGHT if sw is None else sw, lse, acc.sums)
     finite = np.isfinite(lse)
-    incomplete = np.empty(0, dtype=np.intp)
+    incomplete, rows, marginal = np.empty(0, dtype=np.intp), None, None
     if marginalize and not finite.all():
-        left = np.flatnonzero(~finite)
-        incomplete = left[has_missing(block[left])]
+        incomplete = np.flatnonzero(~finite)
+        marginal = model.marginal()
+        if not marginal.diagonal:
+            rows = block[incomplete]
+            nan = has_missing(rows)
+            if not nan.all():  # rows with an infinity but no NaN stay non-finite
+                incomplete, rows = incomplete[nan], rows[nan]
     acc.add_score(lse, finite, sw)
     acc.out[2] -= len(incomplete)
     stats = acc.result(n - len(incomplete))
+    if rows is None and len(incomplete):  # diagonal types: those rows in one call too
+        stats += _diagonal_marginal_statistics(block, incomplete, marginal, covariance_type,
+                                               None if sw is None else sw[incomplete])
+        incomplete = incomplete[:0]
     if n_worst:
         worst = WorstRows(n_worst)
         worst.add(lse, 0, None, sw)
         stats = np.concatenate([stats, worst.result(block).reshape(1, -1)], axis=1)
-    return stats, incomplete, block[incomplete] if len(incomplete) else None
+    return stats, incomplete, rows if len(incomplete) else None
+
+
+def _diagonal_marginal_statistics(block, index, marginal, covariance_type, sw):
+    """The expected statistics of the rows ``block[index]`` of a diagonal type, whose
+    log-likelihood was not finite, in one compiled call: rows with NaN integrated
+    out, rows with every feature missing counted as empty, those with an infinity
+    as non-finite."""
+    acc = Accumulator(marginal.n_components, marginal.n_features, covariance_type)
+    lse = np.empty(len(index))
+    empty = np.empty(len(index), dtype=bool)
+    fused.diagonal_marginal_rows(block, index, _NO_WEIGHT if sw is None else sw,
+                                 marginal.shift, marginal.coef, _FUSED_MARGINAL_ROWS, lse,
+                                 marginal.sums, empty)
+    acc.add_score(lse, np.isfinite(lse), sw, empty)
+    marginal.finish(acc)
+    return acc.result(len(index))
 
 
 def _complete_statistics(block, model, covariance_type, n_worst, sw, ws, marginalize=False):

@@ -344,7 +344,8 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
     """The compiled kernels (:mod:`daskgmm.fused`) and the NumPy loop over sub-blocks
     give the same statistics, scores and worst rows: with sample weights, rows with
     NaN (marginalised) and with inf (left out), a component of zero weight, and
-    rows so far from some components that their responsibilities underflow."""
+    rows so far from some components that their responsibilities underflow, and a
+    row with every feature missing."""
     p = random_params(covariance_type, k=3, d=4, seed=3)
     weights = np.array([0.6, 0.4, 0.0])
     rng = np.random.default_rng(4)
@@ -352,6 +353,7 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
     X[:50] += 60.0  # responsibilities of e^-700 and below: flushed to zero
     X[100, 2] = X[2000, 0] = np.nan
     X[3000, 1] = np.inf
+    X[4000] = np.nan  # no feature observed: counted as empty
     sw = rng.uniform(0.0, 2.0, size=len(X))
     args = (weights, p.means, p.precisions_cholesky, covariance_type)
     assert kernels._Model(*args, dtype, 1e-6).expanded is not None
@@ -368,7 +370,7 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
         worst = [o[size:].reshape(4, 5) for o in (out[True], out[False])]
         np.testing.assert_array_equal(worst[0][:, 1:], worst[1][:, 1:])  # the same rows
         np.testing.assert_allclose(worst[0][:, 0], worst[1][:, 0], rtol=1e-14)
-        assert out[True][2] == 1  # the row with inf: non-finite
+        assert out[True][2] == 1 and out[True][4] == 1  # the row with inf; the empty one
 
 
 def test_fused_exp_is_within_an_ulp_of_numpy():
