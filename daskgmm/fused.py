@@ -62,9 +62,10 @@ def _exp_poly(r):
 
 
 @numba.njit(**_JIT)
-def _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
+def _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale):
     """Weighted log-probs ``wlp[:, :nb]`` into responsibilities (times the rows'
-    sample weights, if any), in place; ``lse[start + i]`` the row's log-sum-exp.
+    sample weights, if any), in place; ``lse[at[i]]`` the row's log-sum-exp
+    (``weight[at[i]]`` its weight).
     Rows whose log-probs have a NaN or no finite maximum get NaN there, zero
     responsibilities and ``bad[i]`` set. Returns whether there was one."""
     k = wlp.shape[0]
@@ -99,12 +100,12 @@ def _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
     for i in range(nb):
         m = mx[i]
         if np.isfinite(m):
-            lse[start + i] = math.log(tot[i]) + m
+            lse[at[i]] = math.log(tot[i]) + m
             inv = 1.0 / tot[i]
-            tot[i] = inv * weight[start + i] if weighted else inv
+            tot[i] = inv * weight[at[i]] if weighted else inv
             bad[i] = False
         else:
-            lse[start + i] = np.nan
+            lse[at[i]] = np.nan
             tot[i] = 0.0
             bad[i] = True
             any_bad = True
@@ -115,12 +116,58 @@ def _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
 
 
 @numba.njit(**_JIT)
-def _shifted(X, start, nb, shift, f):
-    """``f[:D, :nb] = (X[start:start + nb] - shift)^T``, in float64."""
-    for j in range(X.shape[1]):  # along the rows: 6x faster than along the features
-        s = shift[j]
+def _kept_rows(X, start, nb, at, check, lse):
+    """``at[:m]``: the rows ``start`` to ``start + nb`` whose values are all finite
+    (the others get a NaN log-likelihood and are left out of the sub-block's
+    work); returns ``m``."""
+    check[:nb] = 0.0
+    for j in range(X.shape[1]):  # along the rows
         for i in range(nb):
-            f[j, i] = X[start + i, j] - s
+            v = X[start + i, j]
+            check[i] += v - v  # 0, or NaN where v is not finite
+    m = 0
+    for i in range(nb):
+        if check[i] == 0.0:
+            at[m] = start + i
+            m += 1
+        else:
+            lse[start + i] = np.nan
+    return m
+
+
+@numba.njit(**_JIT)
+def _rows(X, start, nb, at, check, lse, compact):
+    """The rows of the sub-block from ``start``: ``at[:m]``, returns ``m``. With
+    ``compact`` (set once a sub-block of the chunk had a bad row), those whose
+    values are all finite (:func:`_kept_rows`); else all ``nb`` (a chunk without
+    NaN pays no check)."""
+    if compact:
+        return _kept_rows(X, start, nb, at, check, lse)
+    for i in range(nb):
+        at[i] = start + i
+    return nb
+
+
+@numba.njit(**_JIT)
+def _shifted(X, at, m, shift, f):
+    """``f[:D, :m] = (X[at[:m]] - shift)^T``, in float64."""
+    start = at[0] if m else 0
+    if m and at[m - 1] - start == m - 1:  # every row kept: along the rows, contiguous
+        for j in range(X.shape[1]):  # 6x faster than along the features
+            s = shift[j]
+            for i in range(m):
+                f[j, i] = X[start + i, j] - s
+    else:
+        for j in range(X.shape[1]):
+            s = shift[j]
+            for i in range(m):
+                f[j, i] = X[at[i], j] - s
+
+
+@numba.njit(**_JIT)
+def _block(buffer, rows, cols):
+    """A (rows, cols) C-contiguous array at the start of a flat work ``buffer``."""
+    return buffer[: rows * cols].reshape((rows, cols))
 
 
 @numba.njit(**_JIT)
@@ -138,22 +185,25 @@ def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
     features ``[x~^2, x~, 1]``, ``sums += resp [x~^2, x~, 1]^T`` (K, 2D + 1)."""
     n, d = X.shape
     k = coef.shape[0]
-    f = np.empty((2 * d + 1, block_rows))
-    wlp = np.empty((k, block_rows))
+    f_buf, wlp_buf = np.empty((2 * d + 1) * block_rows), np.empty(k * block_rows)
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
+    compact = False
     for start in range(0, n, block_rows):
-        nb = min(block_rows, n - start)
-        if nb < block_rows:
-            f, wlp = np.empty((2 * d + 1, nb)), np.empty((k, nb))
-        _shifted(X, start, nb, shift, f[d:])
+        m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
+        if m == 0:
+            continue
+        f, wlp = _block(f_buf, 2 * d + 1, m), _block(wlp_buf, k, m)
+        _shifted(X, at, m, shift, f[d:])
         for j in range(d):
-            for i in range(nb):
+            for i in range(m):
                 f[j, i] = f[d + j, i] * f[d + j, i]
-        f[2 * d, :nb] = 1.0
+        f[2 * d, :] = 1.0
         np.dot(coef, f, wlp)
-        if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
-            _drop_bad(f, nb, bad)
+        if _normalise(wlp, m, weight, at, lse, bad, mx, tot, scale):
+            _drop_bad(f, m, bad)
+            compact = True
         sums += np.dot(wlp, f.T)
 
 
@@ -172,6 +222,7 @@ def diagonal_marginal_rows(X, index, weight, shift, coef, block_rows, lse, sums,
     wlp = np.empty((k, block_rows))
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
         if nb < block_rows:
@@ -195,7 +246,9 @@ def diagonal_marginal_rows(X, index, weight, shift, coef, block_rows, lse, sums,
         for i in range(nb):
             if empty[start + i]:  # no feature observed: the row is bad
                 wlp[0, i] = np.nan
-        if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
+        for i in range(nb):
+            at[i] = start + i
+        if _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale):
             _drop_bad(f, nb, bad)
         sums += np.dot(wlp, f.T)
 
@@ -207,35 +260,38 @@ def tied_chunk(X, weight, shift, pc_t, coef, block_rows, lse, sums, outer):
     n, d = X.shape
     k = coef.shape[0]
     weighted = len(weight) > 0
-    f = np.empty((d + 1, block_rows))
-    z = np.empty((d, block_rows))
-    wlp = np.empty((k, block_rows))
+    f_buf, z_buf = np.empty((d + 1) * block_rows), np.empty(d * block_rows)
+    wlp_buf = np.empty(k * block_rows)
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
+    compact = False
     for start in range(0, n, block_rows):
-        nb = min(block_rows, n - start)
-        if nb < block_rows:
-            f, z, wlp = np.empty((d + 1, nb)), np.empty((d, nb)), np.empty((k, nb))
-        _shifted(X, start, nb, shift, f)
-        f[d, :nb] = 1.0
+        m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
+        if m == 0:
+            continue
+        f, z, wlp = _block(f_buf, d + 1, m), _block(z_buf, d, m), _block(wlp_buf, k, m)
+        _shifted(X, at, m, shift, f)
+        f[d, :] = 1.0
         x = f[:d]
         np.dot(pc_t, x, z)
         np.dot(coef, f, wlp)
-        for i in range(nb):
+        for i in range(m):
             mx[i] = 0.0
         for j in range(d):
-            for i in range(nb):
+            for i in range(m):
                 mx[i] += z[j, i] * z[j, i]
         for c in range(k):
-            for i in range(nb):
+            for i in range(m):
                 wlp[c, i] -= 0.5 * mx[i]
-        if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
-            _drop_bad(f, nb, bad)
+        if _normalise(wlp, m, weight, at, lse, bad, mx, tot, scale):
+            _drop_bad(f, m, bad)
+            compact = True
         sums += np.dot(wlp, f.T)
         if weighted:  # the responsibilities of a row sum to its weight
             for j in range(d):
-                for i in range(nb):
-                    z[j, i] = x[j, i] * weight[start + i]
+                for i in range(m):
+                    z[j, i] = x[j, i] * (0.0 if bad[i] else weight[at[i]])
             outer += np.dot(z, x.T)
         else:
             outer += np.dot(x, x.T)
@@ -251,35 +307,115 @@ def full_chunk(X, weight, shift, stacked, offset, block_rows, lse, sums, packed)
     (0.67x the time of K products of ``r_k x~`` with ``x~``)."""
     n, d = X.shape
     k = offset.shape[0]
-    f = np.empty((d + 1, block_rows))
-    y = np.empty((k * d, block_rows))
-    wlp = np.empty((k, block_rows))
-    v = np.empty((d * (d + 1) // 2, block_rows))
+    p_count = d * (d + 1) // 2
+    f_buf, y_buf = np.empty((d + 1) * block_rows), np.empty(k * d * block_rows)
+    wlp_buf, v_buf = np.empty(k * block_rows), np.empty(p_count * block_rows)
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
+    compact = False
     for start in range(0, n, block_rows):
-        nb = min(block_rows, n - start)
-        if nb < block_rows:
-            f, y = np.empty((d + 1, nb)), np.empty((k * d, nb))
-            wlp, v = np.empty((k, nb)), np.empty((d * (d + 1) // 2, nb))
-        _shifted(X, start, nb, shift, f)
-        f[d, :nb] = 1.0
+        m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
+        if m == 0:
+            continue
+        f, y = _block(f_buf, d + 1, m), _block(y_buf, k * d, m)
+        wlp, v = _block(wlp_buf, k, m), _block(v_buf, p_count, m)
+        _shifted(X, at, m, shift, f)
+        f[d, :] = 1.0
         np.dot(stacked, f, y)
         for c in range(k):
-            for i in range(nb):
+            for i in range(m):
                 wlp[c, i] = 0.0
             for j in range(c * d, (c + 1) * d):
-                for i in range(nb):
+                for i in range(m):
                     wlp[c, i] += y[j, i] * y[j, i]
-            for i in range(nb):
+            for i in range(m):
                 wlp[c, i] = offset[c] - 0.5 * wlp[c, i]
-        if _normalise(wlp, nb, weight, start, lse, bad, mx, tot, scale):
-            _drop_bad(f, nb, bad)
+        if _normalise(wlp, m, weight, at, lse, bad, mx, tot, scale):
+            _drop_bad(f, m, bad)
+            compact = True
         sums += np.dot(wlp, f.T)
         p = 0
         for a in range(d):
             for b in range(a, d):
-                for i in range(nb):
+                for i in range(m):
                     v[p, i] = f[a, i] * f[b, i]
                 p += 1
         packed += np.dot(wlp, v.T)
+
+
+@numba.njit(**_JIT)
+def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisions, weight,
+                        block_rows, lse, nk, sk, Sk, mass):
+    """Rows ``X[index]`` of a full-covariance mixture that miss the same number
+    ``c`` of features (NaN), integrated out (:class:`daskgmm.missing.Marginal`,
+    its dense form, one precision per component). ``pattern[i]``: the row of
+    ``patterns`` (P, c) that row ``i`` misses; ``inv`` (P, K, c, c): ``P_mm^-1``
+    of each pattern and component; ``const`` (K, P): the terms of the
+    log-densities that do not depend on the row.
+
+    With ``d0 = x - m_k`` (zero at the missing features) and ``g = P_k d0``, the
+    row's squared distance over its observed features is ``d0 . g + t . g_m``
+    and its conditional mean at the missing ones is ``m_k + t``,
+    ``t = -P_mm^-1 g_m``. Adds ``N_k``, ``s_k``, ``S_k`` of the rows filled
+    with it (centred on the means) and the responsibilities per pattern to
+    ``mass`` (P, K), from which :meth:`~daskgmm.missing.Marginal.finish` adds the
+    conditional covariances. Bad rows (an infinity) get NaN and add nothing."""
+    n, d = len(index), X.shape[1]
+    k = means.shape[0]
+    c = patterns.shape[1]
+    diff = np.empty((k, block_rows, d))
+    g = np.empty((block_rows, d))
+    w = np.empty((block_rows, d))
+    wlp = np.empty((k, block_rows))
+    t = np.empty(c)
+    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
+    bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
+    for start in range(0, n, block_rows):
+        nb = min(block_rows, n - start)
+        if nb < block_rows:
+            diff, g = np.empty((k, nb, d)), np.empty((nb, d))
+            w, wlp = np.empty((nb, d)), np.empty((k, nb))
+        for u in range(k):
+            mu = means[u]
+            dk = diff[u]
+            for i in range(nb):
+                x = X[index[start + i]]
+                for j in range(d):
+                    v = x[j] - mu[j]
+                    dk[i, j] = 0.0 if v != v else v  # NaN: missing
+            np.dot(dk, precisions[u], g)  # P symmetric: rows of d0 P
+            for i in range(nb):
+                p = pattern[start + i]
+                maha = 0.0
+                for j in range(d):
+                    maha += dk[i, j] * g[i, j]
+                for a in range(c):
+                    s = 0.0
+                    for b in range(c):
+                        s -= inv[p, u, a, b] * g[i, patterns[p, b]]
+                    t[a] = s
+                for a in range(c):
+                    maha += t[a] * g[i, patterns[p, a]]
+                    dk[i, patterns[p, a]] = t[a]
+                wlp[u, i] = const[u, p] - 0.5 * maha
+        for i in range(nb):
+            at[i] = start + i
+        _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale)
+        for u in range(k):
+            dk = diff[u]
+            r = wlp[u]
+            for i in range(nb):
+                ri = r[i]
+                nk[u] += ri
+                mass[pattern[start + i], u] += ri
+                for j in range(d):
+                    v = dk[i, j] * ri if ri != 0.0 else 0.0  # bad rows: 0, not 0 x inf
+                    w[i, j] = v
+                    sk[u, j] += v
+            for i in range(nb):
+                if r[i] == 0.0:
+                    for j in range(d):
+                        dk[i, j] = 0.0
+            Sk[u] += np.dot(w[:nb].T, dk)

@@ -544,14 +544,36 @@ def _incomplete_statistics(block, model, covariance_type, sw, ws):
     counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
     marginal = model.marginal()
-    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, keep_empty=False):
-        lse = _normalise_in_place(resp, ws)
-        marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
+    if FUSED and not marginal.diagonal and marginal.cov.unit_ndim == 2 and marginal.cov.per_component:
+        _dense_marginal_statistics(block, marginal, acc, sw, ws)
+    else:
+        _marginal_statistics(block, model, marginal, acc, sw, ws)
     marginal.finish(acc)
     out = acc.result(len(block))
     out[0, 2] += marginal.n_without_nan
     out[0, 4] = marginal.n_empty
     return out[0]
+
+
+def _dense_marginal_statistics(block, marginal, acc, sw, ws):
+    """The rows with NaN of a full-covariance model, one compiled call per group of
+    rows that miss as many features (:func:`daskgmm.fused.dense_marginal_rows`)."""
+    for group in marginal.groups(block, keep_empty=False, ws=ws):
+        w = _NO_WEIGHT if sw is None else sw[group.rows]
+        lse = np.empty(len(group.rows))
+        fused.dense_marginal_rows(
+            block, group.rows, group.pattern, group.patterns,
+            np.ascontiguousarray(group.inv, dtype=np.float64), group.const, marginal.means,
+            marginal.precisions, w, _FUSED_MARGINAL_ROWS, lse, acc.nk, acc.sk, acc.Sk,
+            group.mass)
+        acc.add_score(lse, np.isfinite(lse), None if sw is None else w)
+
+
+def _marginal_statistics(block, model, marginal, acc, sw, ws):
+    """The rows with NaN, group by group and sub-block by sub-block (NumPy)."""
+    for part, resp, work in _marginal_sub_blocks(model, block, ws, marginal, keep_empty=False):
+        lse = _normalise_in_place(resp, ws)
+        marginal.accumulate(acc, part, work, resp, lse, ws, None if sw is None else sw[part.rows])
 
 
 def row_uniforms(seed, row_start, n_rows, n_columns, stream=0):
