@@ -419,3 +419,92 @@ def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisio
                     for j in range(d):
                         dk[i, j] = 0.0
             Sk[u] += np.dot(w[:nb].T, dk)
+
+
+@numba.njit(**_JIT)
+def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precision,
+                         mu_precision, mu_shifted, weight, block_rows, lse, nk, sk, Sk, mass):
+    """Rows ``X[index]`` of a tied mixture that miss the same number ``c`` of
+    features (NaN), integrated out with the one shared precision ``P``
+    (:meth:`daskgmm.missing.Marginal._evaluate_shared` and ``_accumulate_shared``,
+    whose notation this follows): ``inv`` (P, c, c) the ``P_mm^-1`` of each
+    pattern, ``const`` (K, P) with ``-q_pk / 2``, ``mu_precision`` the rows
+    ``P mu~_k``. Adds ``N_k``, ``s_k``, the tied ``S`` but for the parts in ``z``
+    alone, and the responsibilities per pattern to ``mass`` (P, K), which
+    :meth:`~daskgmm.missing.Marginal.finish` completes."""
+    n, d = len(index), X.shape[1]
+    k = mu_precision.shape[0]
+    c = patterns.shape[1]
+    weighted = len(weight) > 0
+    y = np.empty((block_rows, d))
+    a = np.empty((block_rows, d))
+    wlp = np.empty((k, block_rows))
+    quad = np.empty(block_rows)
+    u = np.empty(c)
+    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
+    bad = np.empty(block_rows, dtype=np.bool_)
+    at = np.empty(block_rows, dtype=np.intp)
+    for start in range(0, n, block_rows):
+        nb = min(block_rows, n - start)
+        if nb < block_rows:
+            y, a, wlp = np.empty((nb, d)), np.empty((nb, d)), np.empty((k, nb))
+        for i in range(nb):
+            x = X[index[start + i]]
+            for j in range(d):
+                v = x[j] - shift[j]
+                y[i, j] = 0.0 if v != v else v  # NaN: missing
+        np.dot(y, precision, a)  # P symmetric: rows of P y
+        for i in range(nb):
+            p = pattern[start + i]
+            q = 0.0
+            for j in range(d):
+                q += y[i, j] * a[i, j]
+            for e in range(c):
+                s = 0.0
+                for b in range(c):
+                    s -= inv[p, e, b] * a[i, patterns[p, b]]
+                u[e] = s
+            for e in range(c):
+                q += u[e] * a[i, patterns[p, e]]
+                y[i, patterns[p, e]] = u[e]
+            quad[i] = 0.5 * q
+        np.dot(mu_precision, y.T, wlp)  # (P y) . mu~_k
+        for u_ in range(k):
+            for i in range(nb):
+                wlp[u_, i] += const[u_, pattern[start + i]] - quad[i]
+        for i in range(nb):
+            at[i] = start + i
+        _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale)
+        for i in range(nb):
+            if bad[i]:
+                for j in range(d):
+                    y[i, j] = 0.0
+        # the gap correction E: zero but at the missing features, P_mm^-1 (R^T P mu~)_m
+        beta = np.dot(wlp.T, mu_precision)  # (nb, D)
+        gap = a  # spent
+        for i in range(nb):
+            p = pattern[start + i]
+            for j in range(d):
+                gap[i, j] = 0.0
+            for e in range(c):
+                s = 0.0
+                for b in range(c):
+                    s += inv[p, e, b] * beta[i, patterns[p, b]]
+                gap[i, patterns[p, e]] = s
+        ry = np.dot(wlp, y)  # (K, D)
+        cross = np.dot(ry.T, mu_shifted) - np.dot(y.T, gap)
+        if weighted:
+            for i in range(nb):
+                wi = 0.0 if bad[i] else weight[start + i]
+                for j in range(d):
+                    gap[i, j] = y[i, j] * wi
+            outer = np.dot(y.T, gap)
+        else:
+            outer = np.dot(y.T, y)
+        Sk += outer - cross - cross.T
+        sk += ry
+        for u_ in range(k):
+            for i in range(nb):
+                r = wlp[u_, i]
+                nk[u_] += r
+                mass[pattern[start + i], u_] += r

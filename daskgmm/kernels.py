@@ -544,7 +544,8 @@ def _incomplete_statistics(block, model, covariance_type, sw, ws):
     counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
     marginal = model.marginal()
-    if FUSED and not marginal.diagonal and marginal.cov.unit_ndim == 2 and marginal.cov.per_component:
+    if FUSED and not marginal.diagonal and (marginal.shared or marginal.cov.unit_ndim == 2
+                                            and marginal.cov.per_component):
         _dense_marginal_statistics(block, marginal, acc, sw, ws)
     else:
         _marginal_statistics(block, model, marginal, acc, sw, ws)
@@ -556,16 +557,24 @@ def _incomplete_statistics(block, model, covariance_type, sw, ws):
 
 
 def _dense_marginal_statistics(block, marginal, acc, sw, ws):
-    """The rows with NaN of a full-covariance model, one compiled call per group of
-    rows that miss as many features (:func:`daskgmm.fused.dense_marginal_rows`)."""
+    """The rows with NaN of a full-covariance model, or of a tied one with its shared
+    precision, one compiled call per group of rows that miss as many features
+    (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`)."""
     for group in marginal.groups(block, keep_empty=False, ws=ws):
         w = _NO_WEIGHT if sw is None else sw[group.rows]
         lse = np.empty(len(group.rows))
-        fused.dense_marginal_rows(
-            block, group.rows, group.pattern, group.patterns,
-            np.ascontiguousarray(group.inv, dtype=np.float64), group.const, marginal.means,
-            marginal.precisions, w, _FUSED_MARGINAL_ROWS, lse, acc.nk, acc.sk, acc.Sk,
-            group.mass)
+        if marginal.shared:
+            fused.shared_marginal_rows(
+                block, group.rows, group.pattern, group.patterns,
+                np.ascontiguousarray(group.inv[:, 0]), group.const, marginal.shift,
+                marginal.precisions[0], marginal.mu_precision, marginal.mu_shifted, w,
+                _FUSED_MARGINAL_ROWS, lse, acc.nk, acc.sk, acc.Sk, group.mass)
+        else:
+            fused.dense_marginal_rows(
+                block, group.rows, group.pattern, group.patterns,
+                np.ascontiguousarray(group.inv, dtype=np.float64), group.const,
+                marginal.means, marginal.precisions, w, _FUSED_MARGINAL_ROWS, lse, acc.nk,
+                acc.sk, acc.Sk, group.mass)
         acc.add_score(lse, np.isfinite(lse), None if sw is None else w)
 
 
