@@ -560,7 +560,7 @@ def _dense_marginal_statistics(block, marginal, acc, sw, ws):
     """The rows with NaN of a full-covariance model, or of a tied one with its shared
     precision, one compiled call per group of rows that miss as many features
     (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`)."""
-    for group in marginal.groups(block, keep_empty=False, ws=ws):
+    for group in marginal.groups(block, keep_empty=False, ws=ws, compiled=True):
         w = _NO_WEIGHT if sw is None else sw[group.rows]
         lse = np.empty(len(group.rows))
         if marginal.shared:

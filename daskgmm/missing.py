@@ -70,13 +70,14 @@ class _Group:
     """
 
     def __init__(self, rows, n_features=0, pattern=None, patterns=None, inv=None,
-                 const=None, mass=None, shared=None, unit_inv=None, flat=None):
+                 const=None, mass=None, shared=None, unit_inv=None, flat=None,
+                 positions=True):
         self.rows, self.n_features, self.pattern = rows, n_features, pattern
         self.patterns, self.inv, self.const = patterns, inv, const
         #: ``flat[j, i] = i * D + patterns[pattern[i], j]``: the missing entries of an
         #: (n, D) work array as flat positions, (c, n) (np.take and flat stores are
         #: several times faster than fancy indexing by row and column)
-        if flat is None and pattern is not None:
+        if flat is None and pattern is not None and positions:
             flat = np.take(patterns.T, pattern, axis=1)
             flat += np.arange(0, len(pattern) * n_features, n_features)
         self.flat = flat
@@ -284,11 +285,14 @@ class Marginal:
 
     # ------------------------------------------------------------ patterns
 
-    def groups(self, block: np.ndarray, keep_empty: bool = True, ws=None) -> list[_Group]:
+    def groups(self, block: np.ndarray, keep_empty: bool = True, ws=None,
+               compiled: bool = False) -> list[_Group]:
         """The rows of ``block`` with a NaN: for dense types grouped by their number
         of missing features, with what each pattern needs. Rows with every feature
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
-        ``n_without_nan`` the rows with none. ``ws``: a workspace for the mask."""
+        ``n_without_nan`` the rows with none. ``ws``: a workspace for the mask.
+        ``compiled``: for the kernels of :mod:`daskgmm.fused`, which take ``inv``
+        and the patterns as they are (no inverses by columns, no flat positions)."""
         miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
         first, row_ids = _find_patterns(_pattern_codes(miss))
         masks = miss[first]  # the patterns, in the order of their keys
@@ -317,20 +321,23 @@ class Marginal:
                 inv, logdet = _inverse_and_logdet(sub)
                 # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
                 const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * c  # (P, K) or (P, 1)
-                h = None
-                # by columns, the patterns last: (c, U, c, P); one shared precision
-                # (c, c, P) in float64, as its rows' work
-                columns = np.transpose(inv, (3, 1, 2, 0))
+                h = unit_inv = None
                 if self.shared:
                     h, q = self._shared_terms(patterns, inv[:, 0])
                     const = const - 0.5 * q
-                    unit_inv = np.ascontiguousarray(columns[:, 0])
+                if compiled:
+                    pass
+                elif self.shared:
+                    # by columns, the patterns last: (c, U, c, P); one shared precision
+                    # (c, c, P) in float64, as its rows' work
+                    unit_inv = np.ascontiguousarray(np.transpose(inv[:, 0], (2, 1, 0)))
                 else:
-                    unit_inv = np.ascontiguousarray(columns, dtype=self.dtype)
+                    unit_inv = np.ascontiguousarray(np.transpose(inv, (3, 1, 2, 0)),
+                                                    dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
                 const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
                 out.append(_Group(rows, self.n_features, pattern, patterns, inv, const, mass,
-                                  h, unit_inv))
+                                  h, unit_inv, positions=not compiled))
         self._groups = out
         return out
 
