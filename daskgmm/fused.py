@@ -149,26 +149,19 @@ def _rows(X, start, nb, at, check, lse, compact):
 
 
 @numba.njit(**_JIT)
-def _shift_rows(src, base, m, shift, f):
-    """``f[:D, :m] = (src[base:base + m] - shift)^T``, in float64, along the rows
-    (6x faster than along the features)."""
-    for j in range(src.shape[1]):
-        s = shift[j]
-        for i in range(m):
-            f[j, i] = src[base + i, j] - s
-
-
-@numba.njit(**_JIT)
-def _shifted(X, at, m, shift, f, kept):
-    """``f[:D, :m] = (X[at[:m]] - shift)^T``, in float64. Rows left out in between:
-    the kept ones are copied to ``kept`` first, row by row."""
+def _shifted(X, at, m, shift, f):
+    """``f[:D, :m] = (X[at[:m]] - shift)^T``, in float64."""
     start = at[0] if m else 0
-    if m and at[m - 1] - start == m - 1:  # every row kept: read in place
-        _shift_rows(X, start, m, shift, f)
-        return
-    for i in range(m):
-        kept[i, :] = X[at[i], :]
-    _shift_rows(kept, 0, m, shift, f)
+    if m and at[m - 1] - start == m - 1:  # every row kept: along the rows, contiguous
+        for j in range(X.shape[1]):  # 6x faster than along the features
+            s = shift[j]
+            for i in range(m):
+                f[j, i] = X[start + i, j] - s
+    else:
+        for j in range(X.shape[1]):
+            s = shift[j]
+            for i in range(m):
+                f[j, i] = X[at[i], j] - s
 
 
 @numba.njit(**_JIT)
@@ -196,14 +189,13 @@ def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
     at = np.empty(block_rows, dtype=np.intp)
-    kept = np.empty((block_rows, d), dtype=X.dtype)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
         if m == 0:
             continue
         f, wlp = _block(f_buf, 2 * d + 1, m), _block(wlp_buf, k, m)
-        _shifted(X, at, m, shift, f[d:], kept)
+        _shifted(X, at, m, shift, f[d:])
         for j in range(d):
             for i in range(m):
                 f[j, i] = f[d + j, i] * f[d + j, i]
@@ -273,14 +265,13 @@ def tied_chunk(X, weight, shift, pc_t, coef, block_rows, lse, sums, outer):
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
     at = np.empty(block_rows, dtype=np.intp)
-    kept = np.empty((block_rows, d), dtype=X.dtype)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
         if m == 0:
             continue
         f, z, wlp = _block(f_buf, d + 1, m), _block(z_buf, d, m), _block(wlp_buf, k, m)
-        _shifted(X, at, m, shift, f, kept)
+        _shifted(X, at, m, shift, f)
         f[d, :] = 1.0
         x = f[:d]
         np.dot(pc_t, x, z)
@@ -322,7 +313,6 @@ def full_chunk(X, weight, shift, stacked, offset, block_rows, lse, sums, packed)
     mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
     bad = np.empty(block_rows, dtype=np.bool_)
     at = np.empty(block_rows, dtype=np.intp)
-    kept = np.empty((block_rows, d), dtype=X.dtype)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
@@ -330,7 +320,7 @@ def full_chunk(X, weight, shift, stacked, offset, block_rows, lse, sums, packed)
             continue
         f, y = _block(f_buf, d + 1, m), _block(y_buf, k * d, m)
         wlp, v = _block(wlp_buf, k, m), _block(v_buf, p_count, m)
-        _shifted(X, at, m, shift, f, kept)
+        _shifted(X, at, m, shift, f)
         f[d, :] = 1.0
         np.dot(stacked, f, y)
         for c in range(k):
