@@ -171,6 +171,13 @@ def _block(buffer, rows, cols):
 
 
 @numba.njit(**_JIT)
+def _scratch(block_rows):
+    """The per-row work arrays of :func:`_normalise` and the rows' positions."""
+    return (np.empty(block_rows), np.empty(block_rows), np.empty(block_rows),
+            np.empty(block_rows, dtype=np.bool_), np.empty(block_rows, dtype=np.intp))
+
+
+@numba.njit(**_JIT)
 def _drop_bad(f, nb, bad):
     """Zero the feature columns of bad rows (their responsibilities are zero
     already, and 0 times NaN would not be)."""
@@ -186,9 +193,7 @@ def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
     n, d = X.shape
     k = coef.shape[0]
     f_buf, wlp_buf = np.empty((2 * d + 1) * block_rows), np.empty(k * block_rows)
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
@@ -220,9 +225,7 @@ def diagonal_marginal_rows(X, index, weight, shift, coef, block_rows, lse, sums,
     k = coef.shape[0]
     f = np.empty((3 * d + 1, block_rows))
     wlp = np.empty((k, block_rows))
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
         if nb < block_rows:
@@ -262,9 +265,7 @@ def tied_chunk(X, weight, shift, pc_t, coef, block_rows, lse, sums, outer):
     weighted = len(weight) > 0
     f_buf, z_buf = np.empty((d + 1) * block_rows), np.empty(d * block_rows)
     wlp_buf = np.empty(k * block_rows)
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
@@ -310,9 +311,7 @@ def full_chunk(X, weight, shift, stacked, offset, block_rows, lse, sums, packed)
     p_count = d * (d + 1) // 2
     f_buf, y_buf = np.empty((d + 1) * block_rows), np.empty(k * d * block_rows)
     wlp_buf, v_buf = np.empty(k * block_rows), np.empty(p_count * block_rows)
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     compact = False
     for start in range(0, n, block_rows):
         m = _rows(X, start, min(block_rows, n - start), at, tot, lse, compact)
@@ -345,6 +344,40 @@ def full_chunk(X, weight, shift, stacked, offset, block_rows, lse, sums, packed)
 
 
 @numba.njit(**_JIT)
+def _gathered_centred(X, index, start, nb, centre, out):
+    """``out[i] = X[index[start + i]] - centre`` for ``i < nb``, in float64, with
+    zeros at the missing features (NaN)."""
+    for i in range(nb):
+        x = X[index[start + i]]
+        for j in range(X.shape[1]):
+            v = x[j] - centre[j]
+            out[i, j] = 0.0 if v != v else v
+
+
+@numba.njit(**_JIT)
+def _fill_missing(y, a, nb, pattern, start, patterns, inv, t, quad):
+    """Rows ``y`` (zero at their missing features ``m``) and ``a = y P``: with
+    ``t = -P_mm^-1 a_m`` (``inv[p]`` the row's pattern's ``P_mm^-1``),
+    ``quad[i] = y . a + t . a_m``, the squared distance over the observed
+    features, and ``y[m] = t``, the conditional mean less the centre."""
+    c = patterns.shape[1]
+    for i in range(nb):
+        p = pattern[start + i]
+        q = 0.0
+        for j in range(y.shape[1]):
+            q += y[i, j] * a[i, j]
+        for e in range(c):
+            s = 0.0
+            for b in range(c):
+                s -= inv[p, e, b] * a[i, patterns[p, b]]
+            t[e] = s
+        for e in range(c):
+            q += t[e] * a[i, patterns[p, e]]
+            y[i, patterns[p, e]] = t[e]
+        quad[i] = q
+
+
+@numba.njit(**_JIT)
 def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisions, weight,
                         block_rows, lse, nk, sk, Sk, mass):
     """Rows ``X[index]`` of a full-covariance mixture that miss the same number
@@ -368,10 +401,8 @@ def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisio
     g = np.empty((block_rows, d))
     w = np.empty((block_rows, d))
     wlp = np.empty((k, block_rows))
-    t = np.empty(c)
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    t, quad = np.empty(c), np.empty(block_rows)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
         if nb < block_rows:
@@ -380,26 +411,11 @@ def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisio
         for u in range(k):
             mu = means[u]
             dk = diff[u]
-            for i in range(nb):
-                x = X[index[start + i]]
-                for j in range(d):
-                    v = x[j] - mu[j]
-                    dk[i, j] = 0.0 if v != v else v  # NaN: missing
+            _gathered_centred(X, index, start, nb, mu, dk)
             np.dot(dk, precisions[u], g)  # P symmetric: rows of d0 P
+            _fill_missing(dk, g, nb, pattern, start, patterns, inv[:, u], t, quad)
             for i in range(nb):
-                p = pattern[start + i]
-                maha = 0.0
-                for j in range(d):
-                    maha += dk[i, j] * g[i, j]
-                for a in range(c):
-                    s = 0.0
-                    for b in range(c):
-                        s -= inv[p, u, a, b] * g[i, patterns[p, b]]
-                    t[a] = s
-                for a in range(c):
-                    maha += t[a] * g[i, patterns[p, a]]
-                    dk[i, patterns[p, a]] = t[a]
-                wlp[u, i] = const[u, p] - 0.5 * maha
+                wlp[u, i] = const[u, pattern[start + i]] - 0.5 * quad[i]
         for i in range(nb):
             at[i] = start + i
         _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale)
@@ -441,37 +457,18 @@ def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precisi
     wlp = np.empty((k, block_rows))
     quad = np.empty(block_rows)
     u = np.empty(c)
-    mx, tot, scale = np.empty(block_rows), np.empty(block_rows), np.empty(block_rows)
-    bad = np.empty(block_rows, dtype=np.bool_)
-    at = np.empty(block_rows, dtype=np.intp)
+    mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
         if nb < block_rows:
             y, a, wlp = np.empty((nb, d)), np.empty((nb, d)), np.empty((k, nb))
-        for i in range(nb):
-            x = X[index[start + i]]
-            for j in range(d):
-                v = x[j] - shift[j]
-                y[i, j] = 0.0 if v != v else v  # NaN: missing
+        _gathered_centred(X, index, start, nb, shift, y)
         np.dot(y, precision, a)  # P symmetric: rows of P y
-        for i in range(nb):
-            p = pattern[start + i]
-            q = 0.0
-            for j in range(d):
-                q += y[i, j] * a[i, j]
-            for e in range(c):
-                s = 0.0
-                for b in range(c):
-                    s -= inv[p, e, b] * a[i, patterns[p, b]]
-                u[e] = s
-            for e in range(c):
-                q += u[e] * a[i, patterns[p, e]]
-                y[i, patterns[p, e]] = u[e]
-            quad[i] = 0.5 * q
+        _fill_missing(y, a, nb, pattern, start, patterns, inv, u, quad)
         np.dot(mu_precision, y.T, wlp)  # (P y) . mu~_k
         for u_ in range(k):
             for i in range(nb):
-                wlp[u_, i] += const[u_, pattern[start + i]] - quad[i]
+                wlp[u_, i] += const[u_, pattern[start + i]] - 0.5 * quad[i]
         for i in range(nb):
             at[i] = start + i
         _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale)
