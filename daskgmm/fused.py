@@ -505,3 +505,42 @@ def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precisi
                 r = wlp[u_, i]
                 nk[u_] += r
                 mass[pattern[start + i], u_] += r
+
+
+@numba.njit(**_JIT)
+def nearest(X, coef_t, centers, label, d2, diff):
+    """For each row of ``X``, the centre of least ``[x, 1] . coef_t[:, c]`` (``coef_t``
+    (D + 1, C): ``[-2 c, |c|^2]``, the squared distance less ``|x|^2``; the first of
+    equal ones, as NumPy's ``argmin``), its index in ``label``, the rows less it in
+    ``diff`` and the exact squared distance to it in ``d2`` (float64). A row with
+    a NaN or an infinity gets a non-finite ``d2``."""
+    n, d = X.shape
+    count = coef_t.shape[1]
+    rows = 512
+    f, r = np.empty((rows, d + 1)), np.empty((rows, count))
+    for start in range(0, n, rows):
+        nb = min(rows, n - start)
+        if nb < rows:
+            f, r = np.empty((nb, d + 1)), np.empty((nb, count))
+        for i in range(nb):
+            for j in range(d):
+                f[i, j] = X[start + i, j]
+            f[i, d] = 1.0
+        np.dot(f, coef_t, r)
+        for i in range(nb):
+            best, low = 0, r[i, 0]
+            if low == low:
+                for c in range(1, count):
+                    v = r[i, c]
+                    if v < low:
+                        best, low = c, v
+                    elif v != v:  # NaN: NumPy's argmin takes the first
+                        best = c
+                        break
+            label[start + i] = best
+            s = 0.0
+            for j in range(d):
+                t = f[i, j] - centers[best, j]
+                diff[start + i, j] = t
+                s += t * t
+            d2[start + i] = s

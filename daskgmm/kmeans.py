@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fused
 from .kernels import Accumulator, Workspace, as_2d, row_uniforms, row_weights
 
 __all__ = [
@@ -37,11 +38,17 @@ class _Nearest:
         self.centers = np.asarray(centers, dtype=np.float64)
         c = self.centers
         self.coef = np.concatenate([-2.0 * c, np.einsum("kd,kd->k", c, c)[:, None]], axis=1)
+        self.coef_t = np.ascontiguousarray(self.coef.T)
         self.ws = Workspace()
         self.marginalize = marginalize
 
     def __call__(self, block):
         n, d = block.shape
+        if not (self.marginalize and np.isnan(block).any()):  # one compiled call
+            label, d2 = np.empty(n, dtype=np.intp), np.empty(n)
+            diff = self.ws("diff", (n, d))
+            fused.nearest(block, self.coef_t, self.centers, label, d2, diff)
+            return label, d2, diff
         x = self.ws("x", (n, d + 1))
         x[:, :d] = block
         x[:, d] = 1.0
