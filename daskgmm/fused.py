@@ -544,3 +544,22 @@ def nearest(X, coef_t, centers, label, d2, diff):
                 diff[start + i, j] = t
                 s += t * t
             d2[start + i] = s
+
+
+@numba.njit(**_JIT)
+def assignment_diagonal_sums(diff, label, d2, weight, nk, sk, Sk):
+    """The statistics of a hard assignment for the diagonal layout of ``S_k``
+    (diag, spherical: (K, D)): for each row of finite ``d2``, ``nk[l] += w``,
+    ``sk[l] += w diff``, ``Sk[l] += w diff^2`` (``l`` its label, ``w`` its weight,
+    1 without), in the rows' order."""
+    weighted = len(weight) > 0
+    for i in range(len(label)):
+        if not np.isfinite(d2[i]):
+            continue
+        c = label[i]
+        w = weight[i] if weighted else 1.0
+        nk[c] += w
+        for j in range(diff.shape[1]):
+            t = diff[i, j]
+            sk[c, j] += w * t
+            Sk[c, j] += w * t * t

@@ -18,6 +18,7 @@ __all__ = [
     "chunk_nearest_counts",
 ]
 
+_NO_WEIGHT = np.empty(0)
 #: Rows per sub-block of the nearest-centre kernels (:class:`_Nearest`).
 _NEAREST_ROWS = 8192
 
@@ -176,6 +177,10 @@ def chunk_assignment_statistics(block, centers, covariance_type, sample_weight=N
         finite = np.isfinite(d2)  # False for rows with every feature missing
         empty = np.isnan(block[start : start + _NEAREST_ROWS]).all(axis=1) if marginalize else None
         acc.add_score(d2, finite, w, empty)
+        if acc.cov.unit_ndim < 2:  # diag, spherical: one compiled sweep in the rows' order
+            fused.assignment_diagonal_sums(diff, label, d2, _NO_WEIGHT if w is None else w,
+                                           acc.nk, acc.sk, acc.Sk)
+            continue
         counts = np.bincount(label[finite], minlength=k)
         # rows left out go last; as int16 NumPy sorts by radix (8,192 rows: 0.03 ms
         # against 0.19 for int64 labels), in the same stable order
