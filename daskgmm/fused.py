@@ -30,7 +30,20 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["diagonal_chunk", "diagonal_marginal_rows", "full_chunk", "tied_chunk"]
+__all__ = [
+    "NO_WEIGHT",
+    "assignment_diagonal_sums",
+    "dense_marginal_rows",
+    "diagonal_chunk",
+    "diagonal_marginal_rows",
+    "full_chunk",
+    "nearest",
+    "shared_marginal_rows",
+    "tied_chunk",
+]
+
+#: The ``weight`` argument of a kernel for rows without sample weights.
+NO_WEIGHT = np.empty(0)
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01

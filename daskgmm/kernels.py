@@ -18,8 +18,9 @@ results add up) and accumulated in float64 whatever the data dtype::
 
 An EM pass over rows that a covariance type's expansion applies to runs the
 compiled kernels of :mod:`daskgmm.fused` instead (:data:`FUSED`): one call per
-chunk, which holds no GIL; the loop below stays for the centred path, for
-log-probabilities alone and for rows with missing features.
+chunk, which holds no GIL, and so are its rows with NaN but where the
+expansion does not apply; the loop below stays for the centred path and for
+log-probabilities alone.
 
 Two-dimensional products are ``np.dot``, not ``@``: NumPy's matmul holds the
 GIL around BLAS (numpy#11821), which serialises the chunk tasks of the threaded
@@ -85,8 +86,7 @@ _THREAD = threading.local()
 #: kernels of :mod:`daskgmm.fused` (False: the NumPy sub-block loop, kept for
 #: the centred path and as the reference the tests compare them with).
 FUSED = True
-_NO_WEIGHT = np.empty(0)
-#: rows of a sub-block of :func:`daskgmm.fused.diagonal_marginal_chunk`
+#: rows of a sub-block of the compiled kernels for rows with NaN (daskgmm.fused)
 _FUSED_MARGINAL_ROWS = 1024
 
 
@@ -164,7 +164,7 @@ class _Model:
     """The parameters of one E-step, cast once to the data's dtype."""
 
     def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype,
-                 reg_covar=0.0, fused_rows=None):
+                 reg_covar=0.0, chunk_rows=None):
         means = np.asarray(means, dtype=np.float64)
         self.means_f64, self.pc_f64 = means, precisions_cholesky
         self.n_components, self.n_features = means.shape
@@ -187,7 +187,7 @@ class _Model:
             - 0.5 * self.n_features * _LOG_2PI
         )
         self.expanded = self.cov.expansion(means, precisions_cholesky, self.offset,
-                                           np.dtype(dtype), reg_covar, fused_rows)
+                                           np.dtype(dtype), reg_covar, chunk_rows)
 
     def marginal(self) -> Marginal:
         """The marginals and conditionals for rows with missing features."""
@@ -411,29 +411,32 @@ def _fused_statistics(block, model, covariance_type, n_worst, sw, marginalize=Fa
     expanded = model.expanded
     acc = Accumulator(model.n_components, model.n_features, covariance_type, expanded)
     lse = np.empty(n)
-    expanded.fused(block, _NO_WEIGHT if sw is None else sw, lse, acc.sums)
+    expanded.fused(block, fused.NO_WEIGHT if sw is None else sw, lse, acc.sums)
     finite = np.isfinite(lse)
-    incomplete, rows, marginal = np.empty(0, dtype=np.intp), None, None
-    if marginalize and not finite.all():
-        incomplete = np.flatnonzero(~finite)
-        marginal = model.marginal()
-        if not marginal.diagonal:
-            rows = block[incomplete]
-            nan = has_missing(rows)
-            if not nan.all():  # rows with an infinity but no NaN stay non-finite
-                incomplete, rows = incomplete[nan], rows[nan]
     acc.add_score(lse, finite, sw)
-    acc.out[2] -= len(incomplete)
-    stats = acc.result(n - len(incomplete))
-    if rows is None and len(incomplete):  # diagonal types: those rows in one call too
-        stats += _diagonal_marginal_statistics(block, incomplete, marginal, covariance_type,
-                                               None if sw is None else sw[incomplete])
-        incomplete = incomplete[:0]
+    left = incomplete = np.empty(0, dtype=np.intp)  # rows counted elsewhere; returned
+    rows = marginal_stats = None
+    if marginalize and not finite.all():
+        left = np.flatnonzero(~finite)
+        marginal = model.marginal()
+        if marginal.diagonal:  # those rows in one compiled call too
+            marginal_stats = _diagonal_marginal_statistics(
+                block, left, marginal, covariance_type, None if sw is None else sw[left])
+        else:  # for _incomplete_statistics; rows with an infinity but no NaN stay here
+            rows = block[left]
+            nan = has_missing(rows)
+            if not nan.all():
+                left, rows = left[nan], rows[nan]
+            incomplete = left
+    acc.out[2] -= len(left)
+    stats = acc.result(n - len(left))
+    if marginal_stats is not None:
+        stats += marginal_stats
     if n_worst:
         worst = WorstRows(n_worst)
         worst.add(lse, 0, None, sw)
         stats = np.concatenate([stats, worst.result(block).reshape(1, -1)], axis=1)
-    return stats, incomplete, rows if len(incomplete) else None
+    return stats, incomplete, rows
 
 
 def _diagonal_marginal_statistics(block, index, marginal, covariance_type, sw):
@@ -444,7 +447,7 @@ def _diagonal_marginal_statistics(block, index, marginal, covariance_type, sw):
     acc = Accumulator(marginal.n_components, marginal.n_features, covariance_type)
     lse = np.empty(len(index))
     empty = np.empty(len(index), dtype=bool)
-    fused.diagonal_marginal_rows(block, index, _NO_WEIGHT if sw is None else sw,
+    fused.diagonal_marginal_rows(block, index, fused.NO_WEIGHT if sw is None else sw,
                                  marginal.shift, marginal.coef, _FUSED_MARGINAL_ROWS, lse,
                                  marginal.sums, empty)
     acc.add_score(lse, np.isfinite(lse), sw, empty)
@@ -561,7 +564,7 @@ def _dense_marginal_statistics(block, marginal, acc, sw, ws):
     precision, one compiled call per group of rows that miss as many features
     (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`)."""
     for group in marginal.groups(block, keep_empty=False, ws=ws, compiled=True):
-        w = _NO_WEIGHT if sw is None else sw[group.rows]
+        w = fused.NO_WEIGHT if sw is None else sw[group.rows]
         lse = np.empty(len(group.rows))
         if marginal.shared:
             fused.shared_marginal_rows(

@@ -18,7 +18,6 @@ __all__ = [
     "chunk_nearest_counts",
 ]
 
-_NO_WEIGHT = np.empty(0)
 #: Rows per sub-block of the nearest-centre kernels (:class:`_Nearest`).
 _NEAREST_ROWS = 8192
 
@@ -178,7 +177,7 @@ def chunk_assignment_statistics(block, centers, covariance_type, sample_weight=N
         empty = np.isnan(block[start : start + _NEAREST_ROWS]).all(axis=1) if marginalize else None
         acc.add_score(d2, finite, w, empty)
         if acc.cov.unit_ndim < 2:  # diag, spherical: one compiled sweep in the rows' order
-            fused.assignment_diagonal_sums(diff, label, d2, _NO_WEIGHT if w is None else w,
+            fused.assignment_diagonal_sums(diff, label, d2, fused.NO_WEIGHT if w is None else w,
                                            acc.nk, acc.sk, acc.Sk)
             continue
         counts = np.bincount(label[finite], minlength=k)

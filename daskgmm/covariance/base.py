@@ -338,11 +338,11 @@ class CovarianceType(ABC):
         less its centre, ``weighted`` the same times their sample weights (or ``own``)."""
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar: float = 0.0,
-                  fused_rows: int | None = None) -> Expansion | None:
+                  chunk_rows: int | None = None) -> Expansion | None:
         """The fast path for these parameters and data dtype, or None (centred data).
         ``reg_covar``: what the M-step will add to the covariances, for a type whose
         expansion rounds its second moments by an absolute amount (full);
-        ``fused_rows``: the rows of the chunk that :meth:`Expansion.fused` will take
+        ``chunk_rows``: the rows of the chunk that :meth:`Expansion.fused` will take
         (None: the NumPy loop), which bound that rounding's growth."""
         return None
 

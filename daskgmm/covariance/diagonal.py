@@ -160,7 +160,7 @@ class Diagonal(CovarianceType):
         Sk[k] += np.einsum("nd,nd->d", weighted, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
-                  fused_rows=None):
+                  chunk_rows=None):
         return _DiagonalExpansion.of(means, precisions_cholesky, offset, dtype)
 
 

@@ -58,7 +58,7 @@ class _FullExpansion(Expansion):
         self.row_bytes = (d + 1 + k * d) * 8  # the features and the whitened rows
 
     @classmethod
-    def of(cls, means, precisions_cholesky, offset, dtype, reg_covar, fused_rows=None):
+    def of(cls, means, precisions_cholesky, offset, dtype, reg_covar, chunk_rows=None):
         if not reg_covar > 0:
             return None
         shift, delta = cls.split_means(means)
@@ -74,8 +74,8 @@ class _FullExpansion(Expansion):
             return None
         size = np.einsum("kd,kd->k", delta, delta) + np.einsum("kij,kij->k", inverse, inverse)
         # the growth: a product's length and the partial sums added one after another
-        growth = (_PRODUCT_GROWTH if fused_rows is None
-                  else cls.fused_rows + -(-fused_rows // cls.fused_rows))
+        growth = (_PRODUCT_GROWTH if chunk_rows is None
+                  else cls.fused_rows + -(-chunk_rows // cls.fused_rows))
         rounding = growth * np.finfo(np.float64).eps * size
         if not (np.isfinite(rounding).all() and rounding.max() <= _SHARE_OF_REG * reg_covar):
             return None
@@ -196,9 +196,9 @@ class Full(CovarianceType):
         Sk[k] += np.dot(weighted.T, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
-                  fused_rows=None):
+                  chunk_rows=None):
         return _FullExpansion.of(means, precisions_cholesky, offset, dtype, reg_covar,
-                                 fused_rows)
+                                 chunk_rows)
 
 
 FULL = Full()

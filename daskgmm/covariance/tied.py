@@ -158,7 +158,7 @@ class Tied(CovarianceType):
         Sk += np.dot(weighted.T, own)
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
-                  fused_rows=None):
+                  chunk_rows=None):
         return _TiedExpansion.of(means, precisions_cholesky, offset, dtype)
 
 
