@@ -37,6 +37,7 @@ __all__ = [
     "diagonal_chunk",
     "diagonal_marginal_rows",
     "full_chunk",
+    "nan_codes",
     "nearest",
     "shared_marginal_rows",
     "tied_chunk",
@@ -365,6 +366,21 @@ def _gathered_centred(X, index, start, nb, centre, out):
         for j in range(X.shape[1]):
             v = x[j] - centre[j]
             out[i, j] = 0.0 if v != v else v
+
+
+@numba.njit(**_JIT)
+def nan_codes(X, index, codes):
+    """``codes[i]``: the mask of the NaN of row ``X[index[i]]`` as an integer, bit
+    ``j`` set where feature ``j`` is NaN (up to 64 features; ``codes`` uint64),
+    read in place (no gathered copy of the rows)."""
+    one = np.uint64(1)
+    for i in range(len(index)):
+        x = X[index[i]]
+        code = np.uint64(0)
+        for j in range(X.shape[1]):
+            if x[j] != x[j]:
+                code |= one << np.uint64(j)
+        codes[i] = code
 
 
 @numba.njit(**_JIT)

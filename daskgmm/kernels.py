@@ -397,8 +397,10 @@ def chunk_statistics(block, weights, means, precisions_cholesky, covariance_type
                                                            n_worst, sw, ws, marginalize)
         if len(incomplete):
             size = StatsLayout(model.n_components, model.n_features, covariance_type).size
+            source, index = (block, incomplete) if rows is None else (rows, None)
             stats[:, :size] += _incomplete_statistics(
-                rows, model, covariance_type, None if sw is None else sw[incomplete], ws)
+                source, index, model, covariance_type, None if sw is None else sw[incomplete],
+                ws)
     return stats
 
 
@@ -406,7 +408,8 @@ def _fused_statistics(block, model, covariance_type, n_worst, sw, marginalize=Fa
     """:func:`_complete_statistics` in one compiled call of the model's expansion
     (:meth:`~daskgmm.covariance.Expansion.fused`): the rows with a non-finite
     value come out with a NaN log-likelihood and nothing added, and with
-    ``marginalize`` those with a NaN are returned for :func:`_incomplete_statistics`."""
+    ``marginalize`` those with a NaN are returned for :func:`_incomplete_statistics`
+    (their indices; the rows themselves, the third value, are not gathered: None)."""
     n = block.shape[0]
     expanded = model.expanded
     acc = Accumulator(model.n_components, model.n_features, covariance_type, expanded)
@@ -422,12 +425,8 @@ def _fused_statistics(block, model, covariance_type, n_worst, sw, marginalize=Fa
         if marginal.diagonal:  # those rows in one compiled call too
             marginal_stats = _diagonal_marginal_statistics(
                 block, left, marginal, covariance_type, None if sw is None else sw[left])
-        else:  # for _incomplete_statistics; rows with an infinity but no NaN stay here
-            rows = block[left]
-            nan = has_missing(rows)
-            if not nan.all():
-                left, rows = left[nan], rows[nan]
-            incomplete = left
+        else:  # for _incomplete_statistics, which counts those with no NaN (an
+            incomplete = left  # infinity) as non-finite again
     acc.out[2] -= len(left)
     stats = acc.result(n - len(left))
     if marginal_stats is not None:
@@ -541,40 +540,54 @@ def _complete_statistics(block, model, covariance_type, n_worst, sw, ws, margina
     return stats, incomplete, rows
 
 
-def _incomplete_statistics(block, model, covariance_type, sw, ws):
-    """The expected statistics of rows whose features sum to NaN, centred on the
-    means (see :mod:`daskgmm.missing`). Rows with every feature missing are
-    counted (``n_empty``), rows with no NaN (``inf - inf``) as non-finite."""
+def _incomplete_statistics(block, index, model, covariance_type, sw, ws):
+    """The expected statistics of the rows ``block[index]`` (``index`` None: all of
+    ``block``), whose features sum to NaN, centred on the means (see
+    :mod:`daskgmm.missing`); ``sw``: their sample weights. Rows with every feature
+    missing are counted (``n_empty``), rows with no NaN (an infinity) as non-finite."""
     acc = Accumulator(model.n_components, model.n_features, covariance_type)
     marginal = model.marginal()
+    n = block.shape[0] if index is None else len(index)
     if FUSED and not marginal.diagonal and (marginal.shared or marginal.cov.unit_ndim == 2
                                             and marginal.cov.per_component):
-        _dense_marginal_statistics(block, marginal, acc, sw, ws)
+        _dense_marginal_statistics(block, index, marginal, acc, sw, ws)
     else:
-        _marginal_statistics(block, model, marginal, acc, sw, ws)
+        _marginal_statistics(block if index is None else block[index], model, marginal, acc,
+                             sw, ws)
     marginal.finish(acc)
-    out = acc.result(len(block))
+    out = acc.result(n)
     out[0, 2] += marginal.n_without_nan
     out[0, 4] = marginal.n_empty
     return out[0]
 
 
-def _dense_marginal_statistics(block, marginal, acc, sw, ws):
-    """The rows with NaN of a full-covariance model, or of a tied one with its shared
-    precision, one compiled call per group of rows that miss as many features
-    (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`)."""
-    for group in marginal.groups(block, keep_empty=False, ws=ws, compiled=True):
+def _dense_marginal_statistics(block, index, marginal, acc, sw, ws):
+    """The rows ``block[index]`` (None: all) with NaN of a full-covariance model, or
+    of a tied one with its shared precision, one compiled call per group of rows
+    that miss as many features (:func:`daskgmm.fused.dense_marginal_rows`,
+    :func:`~daskgmm.fused.shared_marginal_rows`), read in place: their patterns
+    too (:func:`daskgmm.fused.nan_codes`), up to 64 features."""
+    if index is None:
+        index = np.arange(block.shape[0])
+    codes = None
+    if block.shape[1] <= 64:
+        codes = np.empty(len(index), dtype=np.uint64)
+        fused.nan_codes(block, index, codes)
+    groups = marginal.groups(None if codes is not None else block[index], keep_empty=False,
+                             ws=ws, compiled=True, codes=codes)
+    for group in groups:
         w = fused.NO_WEIGHT if sw is None else sw[group.rows]
-        lse = np.empty(len(group.rows))
+        rows = index[group.rows]
+        lse = np.empty(len(rows))
         if marginal.shared:
             fused.shared_marginal_rows(
-                block, group.rows, group.pattern, group.patterns,
+                block, rows, group.pattern, group.patterns,
                 np.ascontiguousarray(group.inv[:, 0]), group.const, marginal.shift,
                 marginal.precisions[0], marginal.mu_precision, marginal.mu_shifted, w,
                 _FUSED_MARGINAL_ROWS, lse, acc.nk, acc.sk, acc.Sk, group.mass)
         else:
             fused.dense_marginal_rows(
-                block, group.rows, group.pattern, group.patterns,
+                block, rows, group.pattern, group.patterns,
                 np.ascontiguousarray(group.inv, dtype=np.float64), group.const,
                 marginal.means, marginal.precisions, w, _FUSED_MARGINAL_ROWS, lse, acc.nk,
                 acc.sk, acc.Sk, group.mass)

@@ -199,9 +199,16 @@ def _pattern_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
         out[:, k] += np.bincount(ids, weights=v, minlength=len(out))
 
 
+def _code_bytes(n_features: int) -> int:
+    """The bytes of a row's key (:func:`_pattern_codes`) for up to 64 features: 1, 2,
+    4 or 8 (an unsigned integer)."""
+    return 1 << (-(-n_features // 8) - 1).bit_length()
+
+
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
     """One sortable key per row's missing-feature mask: its bits packed into an
-    unsigned integer (up to 64 features), or into bytes compared as one value beyond."""
+    unsigned integer (up to 64 features; feature ``j`` is bit ``j``), or into bytes
+    compared as one value beyond."""
     n, d = miss.shape
     width = -(-d // 8)
     if d % 8:
@@ -213,7 +220,7 @@ def _pattern_codes(miss: np.ndarray) -> np.ndarray:
     packed = packed.reshape(n, width)
     if width > 8:
         return packed.view(np.dtype((np.void, width))).ravel()
-    size = 1 << (width - 1).bit_length()  # 1, 2, 4 or 8 bytes
+    size = _code_bytes(d)
     if size != width:
         codes = np.zeros((n, size), dtype=np.uint8)
         codes[:, :width] = packed
@@ -285,17 +292,26 @@ class Marginal:
 
     # ------------------------------------------------------------ patterns
 
-    def groups(self, block: np.ndarray, keep_empty: bool = True, ws=None,
-               compiled: bool = False) -> list[_Group]:
+    def groups(self, block: np.ndarray | None, keep_empty: bool = True, ws=None,
+               compiled: bool = False, codes: np.ndarray | None = None) -> list[_Group]:
         """The rows of ``block`` with a NaN: for dense types grouped by their number
         of missing features, with what each pattern needs. Rows with every feature
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
         ``n_without_nan`` the rows with none. ``ws``: a workspace for the mask.
         ``compiled``: for the kernels of :mod:`daskgmm.fused`, which take ``inv``
-        and the patterns as they are (no inverses by columns, no flat positions)."""
-        miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
-        first, row_ids = _find_patterns(_pattern_codes(miss))
-        masks = miss[first]  # the patterns, in the order of their keys
+        and the patterns as they are (no inverses by columns, no flat positions).
+        ``codes``: instead of ``block``, the rows' masks as integers (bit ``j``
+        set where feature ``j`` is missing, up to 64 features, uint64), as
+        :func:`daskgmm.fused.nan_codes` finds them without gathering the rows."""
+        if codes is None:
+            miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
+            first, row_ids = _find_patterns(_pattern_codes(miss))
+            masks = miss[first]  # the patterns, in the order of their keys
+        else:
+            first, row_ids = _find_patterns(
+                codes.astype(f"<u{_code_bytes(self.n_features)}", copy=False))
+            bits = np.arange(self.n_features, dtype=np.uint64)
+            masks = (codes[first][:, None] >> bits) & np.uint64(1) == 1
         sizes = masks.sum(axis=1)
         counts = np.bincount(row_ids, minlength=len(first))
         self.n_without_nan = int(counts[sizes == 0].sum())
