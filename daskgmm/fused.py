@@ -33,12 +33,14 @@ import numpy as np
 __all__ = [
     "NO_WEIGHT",
     "assignment_diagonal_sums",
+    "by_size",
     "dense_marginal_rows",
     "diagonal_chunk",
     "diagonal_marginal_rows",
     "full_chunk",
     "nan_codes",
     "nearest",
+    "pattern_factors",
     "shared_marginal_rows",
     "tied_chunk",
 ]
@@ -384,14 +386,97 @@ def nan_codes(X, index, codes):
 
 
 @numba.njit(**_JIT)
-def _fill_missing(y, a, nb, pattern, start, patterns, inv, t, quad):
+def pattern_factors(precisions, masks, mu_precision, mu_p_mu, patterns, inv, logdet, h, q):
+    """For each pattern ``p`` of missing features (``masks`` (P, D) bool) and each
+    unit ``u`` (``precisions`` (U, D, D)): ``patterns[p, :c]`` its ``c`` missing
+    features in order, ``inv[p, u]`` the inverse of ``P_u`` on them and
+    ``logdet[p, u]`` its log-determinant, by a Cholesky factorisation (NaN where
+    rounding makes it fail). ``patterns`` (P, C) and ``inv`` (P, U, C, C) are
+    padded to the most ``C`` missing, ``inv`` with zeros. With one shared
+    precision (``mu_precision`` (K, D) the rows ``P mu~_k``, ``mu_p_mu`` their
+    products with ``mu~_k``; none: empty), also the terms of
+    :meth:`daskgmm.missing.Marginal._shared_terms`: ``h`` (P, C, K), zero-padded,
+    and ``q`` (P, K)."""
+    n_patterns, d = masks.shape
+    units, width = precisions.shape[0], patterns.shape[1]
+    low = np.empty((width, width))
+    for p in range(n_patterns):
+        c = 0
+        for j in range(d):
+            if masks[p, j]:
+                patterns[p, c] = j
+                c += 1
+        for j in range(c, width):  # padding: any feature (its terms are zero)
+            patterns[p, j] = patterns[p, 0]
+        for u in range(units):
+            a = precisions[u]
+            total = 0.0
+            for j in range(c):  # L L^T = a[m, m], column by column
+                s = a[patterns[p, j], patterns[p, j]]
+                for e in range(j):
+                    s -= low[j, e] * low[j, e]
+                total += math.log(s) if s > 0.0 else np.nan
+                low[j, j] = math.sqrt(s) if s > 0.0 else np.nan
+                for i in range(j + 1, c):
+                    s = a[patterns[p, i], patterns[p, j]]
+                    for e in range(j):
+                        s -= low[i, e] * low[j, e]
+                    low[i, j] = s / low[j, j]
+            logdet[p, u] = total
+            out = inv[p, u]
+            for j in range(c):  # L^-1 in place of L's lower triangle, column by column
+                low[j, j] = 1.0 / low[j, j]
+                for i in range(j + 1, c):
+                    s = 0.0
+                    for e in range(j, i):
+                        s -= low[i, e] * low[e, j]
+                    low[i, j] = s / low[i, i]
+            for i in range(c):  # L^-T L^-1
+                for j in range(i + 1):
+                    s = 0.0
+                    for e in range(i, c):
+                        s += low[e, i] * low[e, j]
+                    out[i, j] = s
+                    out[j, i] = s
+        for k in range(mu_precision.shape[0]):
+            s_q = mu_p_mu[k]
+            for e in range(c):
+                s = 0.0
+                for b in range(c):
+                    s += inv[p, 0, e, b] * mu_precision[k, patterns[p, b]]
+                h[p, e, k] = s
+                s_q -= s * mu_precision[k, patterns[p, e]]
+            q[p, k] = s_q
+
+
+@numba.njit(**_JIT)
+def by_size(pattern, sizes, width):
+    """The order of rows of patterns ``pattern`` that sorts them by their number of
+    missing features (``sizes`` per pattern, at most ``width``), stable: a
+    counting sort (a row's loops then run as many times as the last row's)."""
+    counts = np.zeros(width + 2, dtype=np.intp)
+    for i in range(len(pattern)):
+        counts[sizes[pattern[i]] + 1] += 1
+    for c in range(1, width + 2):
+        counts[c] += counts[c - 1]
+    order = np.empty(len(pattern), dtype=np.intp)
+    for i in range(len(pattern)):
+        c = sizes[pattern[i]]
+        order[counts[c]] = i
+        counts[c] += 1
+    return order
+
+
+@numba.njit(**_JIT)
+def _fill_missing(y, a, nb, pattern, start, patterns, sizes, inv, t, quad):
     """Rows ``y`` (zero at their missing features ``m``) and ``a = y P``: with
-    ``t = -P_mm^-1 a_m`` (``inv[p]`` the row's pattern's ``P_mm^-1``),
+    ``t = -P_mm^-1 a_m`` (``inv[p]`` the row's pattern's ``P_mm^-1``, its
+    ``sizes[p]`` first rows and columns),
     ``quad[i] = y . a + t . a_m``, the squared distance over the observed
     features, and ``y[m] = t``, the conditional mean less the centre."""
-    c = patterns.shape[1]
     for i in range(nb):
         p = pattern[start + i]
+        c = sizes[p]
         q = 0.0
         for j in range(y.shape[1]):
             q += y[i, j] * a[i, j]
@@ -407,14 +492,14 @@ def _fill_missing(y, a, nb, pattern, start, patterns, inv, t, quad):
 
 
 @numba.njit(**_JIT)
-def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisions, weight,
-                        block_rows, lse, nk, sk, Sk, mass):
-    """Rows ``X[index]`` of a full-covariance mixture that miss the same number
-    ``c`` of features (NaN), integrated out (:class:`daskgmm.missing.Marginal`,
-    its dense form, one precision per component). ``pattern[i]``: the row of
-    ``patterns`` (P, c) that row ``i`` misses; ``inv`` (P, K, c, c): ``P_mm^-1``
-    of each pattern and component; ``const`` (K, P): the terms of the
-    log-densities that do not depend on the row.
+def dense_marginal_rows(X, index, pattern, patterns, sizes, inv, const, means, precisions,
+                        weight, block_rows, lse, nk, sk, Sk, mass):
+    """Rows ``X[index]`` of a full-covariance mixture with missing features
+    (NaN), integrated out (:class:`daskgmm.missing.Marginal`, its dense form,
+    one precision per component). ``pattern[i]``: the row of ``patterns``
+    (P, c) that row ``i`` misses, its first ``sizes[p]`` entries (the rest
+    padding); ``inv`` (P, K, c, c): ``P_mm^-1`` of each pattern and component;
+    ``const`` (K, P): the terms of the log-densities that do not depend on the row.
 
     With ``d0 = x - m_k`` (zero at the missing features) and ``g = P_k d0``, the
     row's squared distance over its observed features is ``d0 . g + t . g_m``
@@ -442,7 +527,7 @@ def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisio
             dk = diff[u]
             _gathered_centred(X, index, start, nb, mu, dk)
             np.dot(dk, precisions[u], g)  # P symmetric: rows of d0 P
-            _fill_missing(dk, g, nb, pattern, start, patterns, inv[:, u], t, quad)
+            _fill_missing(dk, g, nb, pattern, start, patterns, sizes, inv[:, u], t, quad)
             for i in range(nb):
                 wlp[u, i] = const[u, pattern[start + i]] - 0.5 * quad[i]
         for i in range(nb):
@@ -467,16 +552,22 @@ def dense_marginal_rows(X, index, pattern, patterns, inv, const, means, precisio
 
 
 @numba.njit(**_JIT)
-def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precision,
+def shared_marginal_rows(X, index, pattern, patterns, sizes, inv, const, shift, precision,
                          mu_precision, mu_shifted, weight, block_rows, lse, nk, sk, Sk, mass):
-    """Rows ``X[index]`` of a tied mixture that miss the same number ``c`` of
-    features (NaN), integrated out with the one shared precision ``P``
-    (:meth:`daskgmm.missing.Marginal._evaluate_shared` and ``_accumulate_shared``,
-    whose notation this follows): ``inv`` (P, c, c) the ``P_mm^-1`` of each
-    pattern, ``const`` (K, P) with ``-q_pk / 2``, ``mu_precision`` the rows
-    ``P mu~_k``. Adds ``N_k``, ``s_k``, the tied ``S`` but for the parts in ``z``
-    alone, and the responsibilities per pattern to ``mass`` (P, K), which
-    :meth:`~daskgmm.missing.Marginal.finish` completes."""
+    """Rows ``X[index]`` of a tied mixture with missing features (NaN), integrated
+    out with the one shared precision ``P`` (:meth:`daskgmm.missing.Marginal._evaluate_shared`
+    and ``_accumulate_shared``, whose notation this follows): ``pattern``,
+    ``patterns``, ``sizes`` as in :func:`dense_marginal_rows`, ``inv`` (P, c, c)
+    the ``P_mm^-1`` of each pattern, ``const`` (K, P) with ``-q_pk / 2``,
+    ``mu_precision`` the rows ``P mu~_k``. Adds ``N_k``, ``s_k``, the tied ``S``
+    but for the parts in ``z`` alone, and the responsibilities per pattern to
+    ``mass`` (P, K), which :meth:`~daskgmm.missing.Marginal.finish` completes.
+
+    With the gap ``E = w g`` of a row of weight ``w`` (zero but at its missing
+    features, ``P_mm^-1 (R^T P mu~)_m``), the second moments' part in ``y``,
+    ``w y y^T + y E^T + E y^T``, is ``z z^T - w g g^T`` with
+    ``z = sqrt(w) (y + g)``: one product ``Z^T Z`` per sub-block, and ``g g^T``
+    added at the missing features alone."""
     n, d = len(index), X.shape[1]
     k = mu_precision.shape[0]
     c = patterns.shape[1]
@@ -485,7 +576,8 @@ def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precisi
     a = np.empty((block_rows, d))
     wlp = np.empty((k, block_rows))
     quad = np.empty(block_rows)
-    u = np.empty(c)
+    u, beta = np.empty(c), np.empty(c)
+    gaps = np.zeros((d, d))  # sum w g g^T
     mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
@@ -493,11 +585,13 @@ def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precisi
             y, a, wlp = np.empty((nb, d)), np.empty((nb, d)), np.empty((k, nb))
         _gathered_centred(X, index, start, nb, shift, y)
         np.dot(y, precision, a)  # P symmetric: rows of P y
-        _fill_missing(y, a, nb, pattern, start, patterns, inv, u, quad)
+        _fill_missing(y, a, nb, pattern, start, patterns, sizes, inv, u, quad)
         np.dot(mu_precision, y.T, wlp)  # (P y) . mu~_k
-        for u_ in range(k):
-            for i in range(nb):
-                wlp[u_, i] += const[u_, pattern[start + i]] - 0.5 * quad[i]
+        for i in range(nb):
+            p = pattern[start + i]
+            h = 0.5 * quad[i]
+            for u_ in range(k):
+                wlp[u_, i] += const[u_, p] - h
         for i in range(nb):
             at[i] = start + i
         _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale)
@@ -505,35 +599,48 @@ def shared_marginal_rows(X, index, pattern, patterns, inv, const, shift, precisi
             if bad[i]:
                 for j in range(d):
                     y[i, j] = 0.0
-        # the gap correction E: zero but at the missing features, P_mm^-1 (R^T P mu~)_m
-        beta = np.dot(wlp.T, mu_precision)  # (nb, D)
-        gap = a  # spent
+        ry = np.dot(wlp, y)  # (K, D)
+        sk += ry
+        for i in range(nb):  # y into z
+            p = pattern[start + i]
+            wi = (0.0 if bad[i] else weight[start + i]) if weighted else 1.0
+            if wi == 0.0:
+                for j in range(d):
+                    y[i, j] = 0.0
+                continue
+            ci = sizes[p]
+            for e in range(ci):
+                s = 0.0
+                col = patterns[p, e]
+                for u_ in range(k):
+                    s += wlp[u_, i] * mu_precision[u_, col]
+                beta[e] = s
+            for e in range(ci):
+                s = 0.0
+                for b in range(ci):
+                    s += inv[p, e, b] * beta[b]
+                u[e] = s  # E at m
+            for e in range(ci):
+                for b in range(ci):
+                    gaps[patterns[p, e], patterns[p, b]] += u[e] * u[b] / wi
+            if weighted:
+                root = math.sqrt(wi)
+                for j in range(d):
+                    y[i, j] *= root
+                for e in range(ci):
+                    y[i, patterns[p, e]] += u[e] / root
+            else:
+                for e in range(ci):
+                    y[i, patterns[p, e]] += u[e]
+        cross = np.dot(ry.T, mu_shifted)
+        Sk += np.dot(y.T, y) - cross - cross.T
         for i in range(nb):
             p = pattern[start + i]
-            for j in range(d):
-                gap[i, j] = 0.0
-            for e in range(c):
-                s = 0.0
-                for b in range(c):
-                    s += inv[p, e, b] * beta[i, patterns[p, b]]
-                gap[i, patterns[p, e]] = s
-        ry = np.dot(wlp, y)  # (K, D)
-        cross = np.dot(ry.T, mu_shifted) - np.dot(y.T, gap)
-        if weighted:
-            for i in range(nb):
-                wi = 0.0 if bad[i] else weight[start + i]
-                for j in range(d):
-                    gap[i, j] = y[i, j] * wi
-            outer = np.dot(y.T, gap)
-        else:
-            outer = np.dot(y.T, y)
-        Sk += outer - cross - cross.T
-        sk += ry
-        for u_ in range(k):
-            for i in range(nb):
+            for u_ in range(k):
                 r = wlp[u_, i]
                 nk[u_] += r
-                mass[pattern[start + i], u_] += r
+                mass[p, u_] += r
+    Sk -= gaps
 
 
 @numba.njit(**_JIT)

@@ -563,10 +563,10 @@ def _incomplete_statistics(block, index, model, covariance_type, sw, ws):
 
 def _dense_marginal_statistics(block, index, marginal, acc, sw, ws):
     """The rows ``block[index]`` (None: all) with NaN of a full-covariance model, or
-    of a tied one with its shared precision, one compiled call per group of rows
-    that miss as many features (:func:`daskgmm.fused.dense_marginal_rows`,
-    :func:`~daskgmm.fused.shared_marginal_rows`), read in place: their patterns
-    too (:func:`daskgmm.fused.nan_codes`), up to 64 features."""
+    of a tied one with its shared precision, in one compiled call
+    (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`;
+    their patterns padded, :meth:`~daskgmm.missing.Marginal.groups`), read in
+    place: their patterns too (:func:`daskgmm.fused.nan_codes`), up to 64 features."""
     if index is None:
         index = np.arange(block.shape[0])
     codes = None
@@ -581,13 +581,13 @@ def _dense_marginal_statistics(block, index, marginal, acc, sw, ws):
         lse = np.empty(len(rows))
         if marginal.shared:
             fused.shared_marginal_rows(
-                block, rows, group.pattern, group.patterns,
+                block, rows, group.pattern, group.patterns, group.sizes,
                 np.ascontiguousarray(group.inv[:, 0]), group.const, marginal.shift,
                 marginal.precisions[0], marginal.mu_precision, marginal.mu_shifted, w,
                 _FUSED_MARGINAL_ROWS, lse, acc.nk, acc.sk, acc.Sk, group.mass)
         else:
             fused.dense_marginal_rows(
-                block, rows, group.pattern, group.patterns,
+                block, rows, group.pattern, group.patterns, group.sizes,
                 np.ascontiguousarray(group.inv, dtype=np.float64), group.const,
                 marginal.means, marginal.precisions, w, _FUSED_MARGINAL_ROWS, lse, acc.nk,
                 acc.sk, acc.Sk, group.mass)

@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 
+from . import fused
 from .covariance.base import Expansion
 
 __all__ = ["Marginal", "has_missing"]
@@ -320,6 +321,8 @@ class Marginal:
         row_sizes = sizes[row_ids]
         if self.diagonal:
             out = [_Group(np.flatnonzero(usable[row_ids]), self.n_features)]
+        elif compiled:
+            out = [self._padded_group(masks, sizes, usable, row_ids)] if usable.any() else []
         else:
             out = []
             renumber = np.empty(len(first), dtype=np.intp)
@@ -341,9 +344,7 @@ class Marginal:
                 if self.shared:
                     h, q = self._shared_terms(patterns, inv[:, 0])
                     const = const - 0.5 * q
-                if compiled:
-                    pass
-                elif self.shared:
+                if self.shared:
                     # by columns, the patterns last: (c, U, c, P); one shared precision
                     # (c, c, P) in float64, as its rows' work
                     unit_inv = np.ascontiguousarray(np.transpose(inv[:, 0], (2, 1, 0)))
@@ -353,9 +354,48 @@ class Marginal:
                 mass = np.zeros((len(patterns), self.n_components))
                 const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
                 out.append(_Group(rows, self.n_features, pattern, patterns, inv, const, mass,
-                                  h, unit_inv, positions=not compiled))
+                                  h, unit_inv))
         self._groups = out
         return out
+
+    def _padded_group(self, masks, sizes, usable, row_ids) -> _Group:
+        """The ``usable`` patterns of :meth:`groups` (``masks``, ``sizes`` per
+        pattern) in one group, for the compiled kernels: ``patterns`` (P, c) the
+        missing features of each, in order, padded to the most ``c`` missing;
+        ``sizes`` their numbers; ``inv`` and ``shared`` zero beyond them (so that
+        :meth:`finish` may sum over the padding), from one compiled sweep
+        (:func:`daskgmm.fused.pattern_factors`). The rows come ordered by their
+        number of missing features (then by position): the kernels' loops over
+        them run alike from row to row (measured 0.9x the time)."""
+        chosen = np.flatnonzero(usable)
+        renumber = np.empty(len(masks), dtype=np.intp)
+        renumber[chosen] = np.arange(len(chosen))
+        rows = np.flatnonzero(usable[row_ids])
+        pattern = renumber[row_ids[rows]]
+        masks, sizes = masks[chosen], sizes[chosen]
+        c = int(sizes.max())
+        order = fused.by_size(pattern, sizes, c)
+        rows, pattern = rows[order], pattern[order]
+        n_patterns, units = len(masks), len(self.precisions)
+        patterns = np.empty((n_patterns, c), dtype=np.intp)
+        inv = np.zeros((n_patterns, units, c, c))
+        logdet = np.empty((n_patterns, units))
+        k = self.n_components if self.shared else 0
+        h, q = np.zeros((n_patterns, c, k)), np.empty((n_patterns, k))
+        fused.pattern_factors(self.precisions, masks, self.mu_precision if self.shared
+                              else np.empty((0, self.n_features)),
+                              self.mu_p_mu if self.shared else np.empty(0),
+                              patterns, inv, logdet, h, q)
+        # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
+        const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * sizes[:, None]  # (P, K or 1)
+        if self.shared:
+            const = const - 0.5 * q
+        mass = np.zeros((n_patterns, self.n_components))
+        const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
+        group = _Group(rows, self.n_features, pattern, patterns, inv, const, mass,
+                       h if self.shared else None, positions=False)
+        group.sizes = sizes
+        return group
 
     def _shared_terms(self, patterns, inv):
         """Per pattern and component, for one shared precision ``P``: the filled row
