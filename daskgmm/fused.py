@@ -37,6 +37,7 @@ __all__ = [
     "dense_marginal_rows",
     "diagonal_chunk",
     "diagonal_marginal_rows",
+    "finite_sum",
     "full_chunk",
     "nan_codes",
     "nearest",
@@ -368,6 +369,23 @@ def _gathered_centred(X, index, start, nb, centre, out):
         for j in range(X.shape[1]):
             v = x[j] - centre[j]
             out[i, j] = 0.0 if v != v else v
+
+
+@numba.njit(**_JIT)
+def finite_sum(score, kept, weight):
+    """The sum of the entries of ``score`` where ``kept`` (times ``weight``, if not
+    empty), the sum of their weights (or their number) and the number of the
+    others, in one sweep (no compressed copy)."""
+    weighted = len(weight) > 0
+    total, mass, bad = 0.0, 0.0, 0
+    for i in range(len(score)):
+        if kept[i]:
+            w = weight[i] if weighted else 1.0
+            total += score[i] * w
+            mass += w
+        else:
+            bad += 1
+    return total, mass, bad
 
 
 @numba.njit(**_JIT)

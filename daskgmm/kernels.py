@@ -291,11 +291,13 @@ class Accumulator:
         non-finite."""
         if not finite.all():
             n_empty = 0 if empty is None else np.count_nonzero(empty & ~finite)
-            self.out[2] += np.count_nonzero(~finite) - n_empty
+            total, mass, bad = fused.finite_sum(
+                score, finite, fused.NO_WEIGHT if weight is None else weight)
+            self.out[0] += total
+            self.out[2] += bad - n_empty
+            self.out[3] += mass
             self.out[4] += n_empty
-            score = score[finite]
-            if weight is not None:
-                weight = weight[finite]
+            return
         if weight is None:
             self.out[0] += score.sum()
             self.out[3] += len(score)
