@@ -33,7 +33,6 @@ import numpy as np
 __all__ = [
     "NO_WEIGHT",
     "assignment_diagonal_sums",
-    "by_size",
     "dense_marginal_rows",
     "diagonal_chunk",
     "diagonal_marginal_rows",
@@ -465,24 +464,6 @@ def pattern_factors(precisions, masks, mu_precision, mu_p_mu, patterns, inv, log
                 h[p, e, k] = s
                 s_q -= s * mu_precision[k, patterns[p, e]]
             q[p, k] = s_q
-
-
-@numba.njit(**_JIT)
-def by_size(pattern, sizes, width):
-    """The order of rows of patterns ``pattern`` that sorts them by their number of
-    missing features (``sizes`` per pattern, at most ``width``), stable: a
-    counting sort (a row's loops then run as many times as the last row's)."""
-    counts = np.zeros(width + 2, dtype=np.intp)
-    for i in range(len(pattern)):
-        counts[sizes[pattern[i]] + 1] += 1
-    for c in range(1, width + 2):
-        counts[c] += counts[c - 1]
-    order = np.empty(len(pattern), dtype=np.intp)
-    for i in range(len(pattern)):
-        c = sizes[pattern[i]]
-        order[counts[c]] = i
-        counts[c] += 1
-    return order
 
 
 @numba.njit(**_JIT)
