@@ -92,6 +92,9 @@ class _Group:
         #: the inverses by columns, (c, U, c, P) in the work's dtype (column j of
         #: every inverse: unit_inv[j]); one shared precision: (c, c, P)
         self.unit_inv = unit_inv
+        #: compiled kernels' groups: the number of features each pattern misses
+        #: (``patterns`` padded beyond it, see Marginal._padded_group)
+        self.sizes = None
 
     def __getitem__(self, sl: slice) -> _Group:
         """The group's rows ``sl`` (the per-pattern arrays shared)."""
@@ -562,6 +565,14 @@ class Marginal:
         dense = np.zeros(k * d * d)
         for group in self._groups:
             p, mass = group.patterns, group.mass  # (P, c), (P, K)
+            if group.sizes is not None:  # padded, for the compiled kernels: compiled too
+                at_m = np.zeros((d, k if self.shared else 0))
+                fused.pattern_moments(p, group.sizes, mass, group.inv,
+                                      group.shared if self.shared else np.empty((0, 0, 0)),
+                                      dense.reshape(k, d, d), at_m)
+                if self.shared:
+                    self._add_shared_sums(acc, at_m, mass.sum(axis=0))
+                continue
             units = group.inv.shape[1]
             if units == k:
                 contrib = mass[:, :, None, None] * group.inv  # (P, K, c, c)
@@ -581,7 +592,6 @@ class Marginal:
         missing features are counts by feature (``np.bincount``, one per component:
         no (P c, D) one-hot array)."""
         k, d = self.means.shape
-        mu = self.mu_shifted
         mh = h * mass[:, None, :]  # (P, c, K)
         n_k = mass.sum(axis=0)
         feature = patterns.ravel()
@@ -589,7 +599,13 @@ class Marginal:
         # (D, K): sum_pk M_pk h_pk at m
         at_m = np.stack([np.bincount(feature, weights=w, minlength=d) for w in by_component],
                         axis=1)
+        self._add_shared_sums(acc, at_m, n_k)
+        contrib[:, 0] += np.matmul(mh, np.swapaxes(h, 1, 2))  # H
+
+    def _add_shared_sums(self, acc, at_m, n_k):
+        """What :meth:`_add_shared_parts` adds to ``acc`` from ``at_m`` (D, K),
+        ``sum_pk M_pk h_pk at m``, and ``n_k`` the components' masses."""
+        mu = self.mu_shifted
         acc.sk += at_m.T - n_k[:, None] * mu
         ct = np.dot(at_m, mu)  # C^T
         acc.Sk += np.dot(mu.T * n_k, mu) - ct - ct.T
-        contrib[:, 0] += np.matmul(mh, np.swapaxes(h, 1, 2))  # H
