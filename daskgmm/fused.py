@@ -241,17 +241,22 @@ def diagonal_marginal_rows(X, index, weight, shift, coef, block_rows, lse, sums,
     k = coef.shape[0]
     f = np.empty((3 * d + 1, block_rows))
     wlp = np.empty((k, block_rows))
+    stage = np.empty((block_rows, d), X.dtype)
     mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
         nb = min(block_rows, n - start)
         if nb < block_rows:
             f, wlp = np.empty((3 * d + 1, nb)), np.empty((k, nb))
+        for i in range(nb):  # each row copied whole, then read along the rows
+            x = X[index[start + i]]
+            for j in range(d):
+                stage[i, j] = x[j]
         seen = tot  # the observed features per row, before _normalise
         seen[:nb] = 0.0
         for j in range(d):
             s = shift[j]
             for i in range(nb):
-                t = X[index[start + i], j] - s
+                t = stage[i, j] - s
                 o = 0.0 if t != t else 1.0  # NaN: missing
                 t = 0.0 if t != t else t
                 f[d + j, i] = t
