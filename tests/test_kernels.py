@@ -343,7 +343,8 @@ def test_far_components_get_responsibilities_of_exactly_zero_or_as_the_reference
 def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, monkeypatch):
     """The compiled kernels (:mod:`daskgmm.fused`) and the NumPy loop over sub-blocks
     give the same statistics, scores and worst rows: with sample weights, rows with
-    NaN (marginalised) and with inf (left out), a component of zero weight, and
+    NaN (marginalised, one to three of four features, mixed) and with inf (left
+    out), a component of zero weight, and
     rows so far from some components that their responsibilities underflow, and a
     row with every feature missing."""
     p = random_params(covariance_type, k=3, d=4, seed=3)
@@ -355,6 +356,10 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
     X[3000, 1] = np.inf
     X[4000] = np.nan  # no feature observed: counted as empty
     X[4500:5800, 1] = np.nan  # whole sub-blocks of rows with NaN
+    # patterns of one to three features missing, mixed (the compiled kernels pad them)
+    gaps = rng.random((1000, 4)) < 0.4
+    gaps[gaps.all(axis=1), 0] = False
+    X[6000:][gaps] = np.nan
     sw = rng.uniform(0.0, 2.0, size=len(X))
     args = (weights, p.means, p.precisions_cholesky, covariance_type)
     assert kernels._Model(*args, dtype, 1e-6).expanded is not None
