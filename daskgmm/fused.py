@@ -620,7 +620,7 @@ def shared_marginal_rows(X, index, pattern, patterns, sizes, inv, const, shift, 
     a = np.empty((block_rows, d))
     wlp = np.empty((k, block_rows))
     quad = np.empty(block_rows)
-    u, beta = np.empty(c), np.empty(c)
+    u = np.empty(c)
     gaps = np.zeros((d, d))  # sum w g g^T
     mx, tot, scale, bad, at = _scratch(block_rows)
     for start in range(0, n, block_rows):
@@ -645,6 +645,7 @@ def shared_marginal_rows(X, index, pattern, patterns, sizes, inv, const, shift, 
                     y[i, j] = 0.0
         ry = np.dot(wlp, y)  # (K, D)
         sk += ry
+        np.dot(wlp.T, mu_precision, a)  # R^T P mu~ (a spent), at m: beta
         for i in range(nb):  # y into z
             p = pattern[start + i]
             wi = (0.0 if bad[i] else weight[start + i]) if weighted else 1.0
@@ -655,18 +656,14 @@ def shared_marginal_rows(X, index, pattern, patterns, sizes, inv, const, shift, 
             ci = sizes[p]
             for e in range(ci):
                 s = 0.0
-                col = patterns[p, e]
-                for u_ in range(k):
-                    s += wlp[u_, i] * mu_precision[u_, col]
-                beta[e] = s
-            for e in range(ci):
-                s = 0.0
                 for b in range(ci):
-                    s += inv[p, e, b] * beta[b]
+                    s += inv[p, e, b] * a[i, patterns[p, b]]
                 u[e] = s  # E at m
+            iw = 1.0 / wi
             for e in range(ci):
+                ue = u[e] * iw
                 for b in range(ci):
-                    gaps[patterns[p, e], patterns[p, b]] += u[e] * u[b] / wi
+                    gaps[patterns[p, e], patterns[p, b]] += ue * u[b]
             if weighted:
                 root = math.sqrt(wi)
                 for j in range(d):
