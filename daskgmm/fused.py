@@ -38,7 +38,7 @@ __all__ = [
     "diagonal_marginal_rows",
     "finite_sum",
     "full_chunk",
-    "nan_codes",
+    "nan_patterns",
     "nearest",
     "pattern_factors",
     "pattern_moments",
@@ -395,18 +395,49 @@ def finite_sum(score, kept, weight):
 
 
 @numba.njit(**_JIT)
-def nan_codes(X, index, codes):
-    """``codes[i]``: the mask of the NaN of row ``X[index[i]]`` as an integer, bit
-    ``j`` set where feature ``j`` is NaN (up to 64 features; ``codes`` uint64),
-    read in place (no gathered copy of the rows)."""
+def nan_patterns(X, index):
+    """The patterns of NaN of the rows ``X[index]`` (up to 64 features), read in
+    place (no gathered copy of the rows): ``(ids, codes, order)``, the pattern of
+    each row (numbered in the order they first appear), each pattern's mask as
+    an integer (bit ``j`` set where feature ``j`` is NaN; uint64) and the rows
+    sorted by pattern, stable. One sweep with a hash table of the masks, then a
+    counting sort."""
+    n, d = len(index), X.shape[1]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    keys = np.empty(size, dtype=np.uint64)
+    slots = np.full(size, -1, dtype=np.intp)
+    ids = np.empty(n, dtype=np.intp)
+    codes = np.empty(n, dtype=np.uint64)
     one = np.uint64(1)
-    for i in range(len(index)):
+    mask = np.uint64(size - 1)
+    count = 0
+    for i in range(n):
         x = X[index[i]]
         code = np.uint64(0)
-        for j in range(X.shape[1]):
+        for j in range(d):
             if x[j] != x[j]:
                 code |= one << np.uint64(j)
-        codes[i] = code
+        h = ((code * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(29)) & mask
+        while slots[h] >= 0 and keys[h] != code:
+            h = (h + one) & mask
+        if slots[h] < 0:
+            slots[h] = count
+            keys[h] = code
+            codes[count] = code
+            count += 1
+        ids[i] = slots[h]
+    starts = np.zeros(count + 1, dtype=np.intp)
+    for i in range(n):
+        starts[ids[i] + 1] += 1
+    for p in range(count):
+        starts[p + 1] += starts[p]
+    order = np.empty(n, dtype=np.intp)
+    for i in range(n):
+        order[starts[ids[i]]] = i
+        starts[ids[i]] += 1
+    return ids, codes[:count], order
 
 
 @numba.njit(**_JIT)

@@ -568,15 +568,12 @@ def _dense_marginal_statistics(block, index, marginal, acc, sw, ws):
     of a tied one with its shared precision, in one compiled call
     (:func:`daskgmm.fused.dense_marginal_rows`, :func:`~daskgmm.fused.shared_marginal_rows`;
     their patterns padded, :meth:`~daskgmm.missing.Marginal.groups`), read in
-    place: their patterns too (:func:`daskgmm.fused.nan_codes`), up to 64 features."""
+    place: their patterns too (:func:`daskgmm.fused.nan_patterns`), up to 64 features."""
     if index is None:
         index = np.arange(block.shape[0])
-    codes = None
-    if block.shape[1] <= 64:
-        codes = np.empty(len(index), dtype=np.uint64)
-        fused.nan_codes(block, index, codes)
-    groups = marginal.groups(None if codes is not None else block[index], keep_empty=False,
-                             ws=ws, compiled=True, codes=codes)
+    found = fused.nan_patterns(block, index) if block.shape[1] <= 64 else None
+    groups = marginal.groups(None if found is not None else block[index], keep_empty=False,
+                             ws=ws, compiled=True, found=found)
     for group in groups:
         w = fused.NO_WEIGHT if sw is None else sw[group.rows]
         rows = index[group.rows]

@@ -203,12 +203,6 @@ def _pattern_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
         out[:, k] += np.bincount(ids, weights=v, minlength=len(out))
 
 
-def _code_bytes(n_features: int) -> int:
-    """The bytes of a row's key (:func:`_pattern_codes`) for up to 64 features: 1, 2,
-    4 or 8 (an unsigned integer)."""
-    return 1 << (-(-n_features // 8) - 1).bit_length()
-
-
 def _pattern_codes(miss: np.ndarray) -> np.ndarray:
     """One sortable key per row's missing-feature mask: its bits packed into an
     unsigned integer (up to 64 features; feature ``j`` is bit ``j``), or into bytes
@@ -224,7 +218,7 @@ def _pattern_codes(miss: np.ndarray) -> np.ndarray:
     packed = packed.reshape(n, width)
     if width > 8:
         return packed.view(np.dtype((np.void, width))).ravel()
-    size = _code_bytes(d)
+    size = 1 << (width - 1).bit_length()  # 1, 2, 4 or 8 bytes
     if size != width:
         codes = np.zeros((n, size), dtype=np.uint8)
         codes[:, :width] = packed
@@ -297,27 +291,28 @@ class Marginal:
     # ------------------------------------------------------------ patterns
 
     def groups(self, block: np.ndarray | None, keep_empty: bool = True, ws=None,
-               compiled: bool = False, codes: np.ndarray | None = None) -> list[_Group]:
+               compiled: bool = False, found=None) -> list[_Group]:
         """The rows of ``block`` with a NaN: for dense types grouped by their number
         of missing features, with what each pattern needs. Rows with every feature
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
         ``n_without_nan`` the rows with none. ``ws``: a workspace for the mask.
         ``compiled``: for the kernels of :mod:`daskgmm.fused`, which take ``inv``
         and the patterns as they are (no inverses by columns, no flat positions).
-        ``codes``: instead of ``block``, the rows' masks as integers (bit ``j``
-        set where feature ``j`` is missing, up to 64 features, uint64), as
-        :func:`daskgmm.fused.nan_codes` finds them without gathering the rows."""
-        if codes is None:
+        ``found``: instead of ``block``, the rows' patterns as
+        :func:`daskgmm.fused.nan_patterns` finds them without gathering the rows
+        (up to 64 features): the pattern of each row, each pattern's mask as an
+        integer (bit ``j`` set where feature ``j`` is missing) and the rows
+        sorted by pattern."""
+        if found is None:
             miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
             first, row_ids, order = _find_patterns(_pattern_codes(miss))
             masks = miss[first]  # the patterns, in the order of their keys
         else:
-            first, row_ids, order = _find_patterns(
-                codes.astype(f"<u{_code_bytes(self.n_features)}", copy=False))
+            row_ids, codes, order = found
             bits = np.arange(self.n_features, dtype=np.uint64)
-            masks = (codes[first][:, None] >> bits) & np.uint64(1) == 1
+            masks = (codes[:, None] >> bits) & np.uint64(1) == 1
         sizes = masks.sum(axis=1)
-        counts = np.bincount(row_ids, minlength=len(first))
+        counts = np.bincount(row_ids, minlength=len(masks))
         self.n_without_nan = int(counts[sizes == 0].sum())
         self.n_empty = int(counts[sizes == self.n_features].sum())
         usable = (sizes > 0) & (keep_empty | (sizes < self.n_features))
@@ -329,7 +324,7 @@ class Marginal:
                    else [])
         else:
             out = []
-            renumber = np.empty(len(first), dtype=np.intp)
+            renumber = np.empty(len(masks), dtype=np.intp)
             for c in np.unique(sizes[usable]):
                 chosen = np.flatnonzero(sizes == c)
                 patterns = np.nonzero(masks[chosen])[1].reshape(len(chosen), c)
