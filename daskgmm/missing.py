@@ -33,7 +33,10 @@ spherical) need no factorisation: ``t = 0`` (``E[x_m | x_o] = mu_m``) and the
 conditional covariance is the variances of ``m``. The gaps of a sub-block are
 read and written by flat positions (``np.take``), several times faster than
 indexing by row and column; float32 data keep the per-component products of
-dense types in float32, centred in float64 first.
+dense types in float32, centred in float64 first. For the compiled kernels of
+:mod:`daskgmm.fused` the patterns come in one group instead, padded to the most
+features missing (:meth:`Marginal._padded_group`), found, factorised and summed
+there.
 """
 
 from __future__ import annotations
