@@ -75,7 +75,7 @@ class _Group:
 
     def __init__(self, rows, n_features=0, pattern=None, patterns=None, inv=None,
                  const=None, mass=None, shared=None, unit_inv=None, flat=None,
-                 positions=True):
+                 positions=True, sizes=None):
         self.rows, self.n_features, self.pattern = rows, n_features, pattern
         self.patterns, self.inv, self.const = patterns, inv, const
         #: ``flat[j, i] = i * D + patterns[pattern[i], j]``: the missing entries of an
@@ -97,7 +97,7 @@ class _Group:
         self.unit_inv = unit_inv
         #: compiled kernels' groups: the number of features each pattern misses
         #: (``patterns`` padded beyond it, see Marginal._padded_group)
-        self.sizes = None
+        self.sizes = sizes
 
     def __getitem__(self, sl: slice) -> _Group:
         """The group's rows ``sl`` (the per-pattern arrays shared)."""
@@ -393,10 +393,8 @@ class Marginal:
             const = const - 0.5 * q
         mass = np.zeros((n_patterns, self.n_components))
         const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
-        group = _Group(rows, self.n_features, pattern, patterns, inv, const, mass,
-                       h if self.shared else None, positions=False)
-        group.sizes = sizes
-        return group
+        return _Group(rows, self.n_features, pattern, patterns, inv, const, mass,
+                      h if self.shared else None, positions=False, sizes=sizes)
 
     def _shared_terms(self, patterns, inv):
         """Per pattern and component, for one shared precision ``P``: the filled row
