@@ -1,26 +1,38 @@
-"""Fewer EM passes: adaptive over-relaxed EM with a monotone safeguard.
+"""Fewer EM passes: squared extrapolation (SQUAREM) with a monotone safeguard.
 
-Salakhutdinov & Roweis (2003), "Adaptive overrelaxed bound optimization
-methods". Each pass evaluates one point ``theta_t``: its E-step gives the lower
-bound ``L(theta_t)`` and the plain EM update ``F(theta_t)``. Then
+Varadhan & Roland (2008), "Simple and globally convergent methods for
+accelerating the convergence of any EM algorithm", scheme SqS3. Each pass
+evaluates one point: its E-step gives the lower bound ``L`` and the plain EM
+update ``F``. A cycle starts from a point ``theta0`` (the *base*) and its plain
+step ``theta1 = F(theta0)``; the pass at ``theta1`` gives ``theta2 = F(theta1)``.
+With ``r = theta1 - theta0`` and ``v = theta2 - 2 theta1 + theta0``, the next
+point is
 
-* if ``theta_t`` is a plain EM step, or ``L(theta_t)`` is not below the bound
-  of the last accepted point, the point is accepted, the step factor grows
-  (``omega <- GROWTH * omega``) and the next point is
-  ``theta_t + omega * (F(theta_t) - theta_t)``;
-* otherwise (an extrapolated point that lowered the bound) it is rejected:
-  ``omega`` falls back to 1 and the next point is the plain EM update of the
-  last accepted point, which EM guarantees not to lower the bound. The pass
-  that evaluated the rejected point is the price.
+    theta' = theta0 + 2 alpha r + alpha^2 v,   alpha = |r| / |v|, in [1, step_max]
+
+(``alpha == 1`` gives ``theta2`` itself). Its pass gives ``L(theta')``:
+
+* not below ``L(theta1)``: accepted; ``theta'`` is the next cycle's base, and
+  its update ``F(theta')`` the next point (so a cycle costs two passes);
+* below: rejected; the next point is ``theta2``, the plain EM step from
+  ``theta1``, which EM guarantees not to lower the bound, and the cycle goes on
+  from ``theta1``. The pass that evaluated ``theta'`` is the price.
+
+``step_max`` grows by ``MSTEP`` each time ``alpha`` reaches it and shrinks by
+as much after a rejection (the defaults of the authors' R package). Every
+convergence test (``|change| < tol``) is made on a plain EM step, whose change
+means what it means in plain EM; an extrapolated point can land across the
+optimum with an equal bound. A run ends on the plain EM update of its last
+accepted point.
 
 The step is taken in unconstrained coordinates, so every point is a valid
 mixture: log-weights (renormalised), means, and the covariances' Cholesky
-factors with log-diagonals (log-variances for diag and spherical). With
-``omega == 1`` the next point is ``F(theta_t)`` itself, bitwise plain EM.
+factors with log-diagonals (log-variances for diag and spherical).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +40,16 @@ import numpy as np
 from .covariance.base import IllDefinedCovariance
 from .params import GMMParams
 
-__all__ = ["GROWTH", "MAX_OMEGA", "Acceleration", "extrapolate", "next_point"]
+__all__ = ["MAX_STEP", "MSTEP", "STAGES", "Acceleration", "extrapolate", "next_point"]
 
-#: Factor by which the step grows after an accepted point, and its largest value.
-GROWTH = 1.5
-MAX_OMEGA = 8.0
+#: Factor by which the largest step length grows when reached, and shrinks after a
+#: rejection; the largest it can become.
+MSTEP = 4.0
+MAX_STEP = MSTEP ** 8
+
+#: What the next pass of an accelerated run evaluates: the plain EM update of the
+#: base ("plain"), or an extrapolated point ("jump").
+STAGES = ("plain", "jump")
 
 
 @dataclass(frozen=True)
@@ -40,14 +57,17 @@ class Acceleration:
     """Where an accelerated run stands besides the point it evaluates next.
 
     ``plain``: the plain EM update of the last accepted point (the fallback, and
-    the result if the run ends now); ``bound``: that point's lower bound;
-    ``omega``: the step factor that made the point evaluated next (1: a plain
-    EM step).
+    the result if the run ends now); ``bound``: the lower bound the next point's
+    is compared with (that of ``base`` before a plain step, of the point before
+    the jump before a jump); ``stage``: see :data:`STAGES`; ``base``: the point
+    whose plain EM update is ``plain``; ``step_max``: the largest step length.
     """
 
     plain: GMMParams
     bound: float
-    omega: float = 1.0
+    stage: str
+    base: GMMParams
+    step_max: float = 1.0
 
 
 def _free(p: GMMParams) -> list[np.ndarray]:
@@ -84,12 +104,23 @@ def _from_free(free: list[np.ndarray], like: GMMParams) -> GMMParams | None:
     return GMMParams(weights, means, covariances, pc, like.covariance_type)
 
 
-def extrapolate(point: GMMParams, update: GMMParams, omega: float) -> GMMParams | None:
-    """``point + omega * (update - point)`` in unconstrained coordinates (None if
-    that is not a valid mixture: overflow, a covariance not positive definite)."""
-    a, b = _free(point), _free(update)
+def step_length(base: GMMParams, point: GMMParams, update: GMMParams) -> float:
+    """SqS3's ``|r| / |v|`` for ``point = F(base)``, ``update = F(point)``."""
+    a, b, c = _free(base), _free(point), _free(update)
+    r = math.sqrt(sum(float(np.sum((y - x) ** 2)) for x, y in zip(a, b)))
+    v = math.sqrt(sum(float(np.sum((z - 2 * y + x) ** 2)) for x, y, z in zip(a, b, c)))
+    return r / v if v > 0 else math.inf
+
+
+def extrapolate(base: GMMParams, point: GMMParams, update: GMMParams,
+                alpha: float) -> GMMParams | None:
+    """``base + 2 alpha r + alpha^2 v`` in unconstrained coordinates (None if that
+    is not a valid mixture: overflow, a covariance not positive definite);
+    ``alpha == 1`` gives ``update``."""
+    a, b, c = _free(base), _free(point), _free(update)
     with np.errstate(over="ignore", invalid="ignore"):
-        return _from_free([x + omega * (y - x) for x, y in zip(a, b)], update)
+        return _from_free([x + 2 * alpha * (y - x) + alpha ** 2 * (z - 2 * y + x)
+                           for x, y, z in zip(a, b, c)], update)
 
 
 def next_point(point: GMMParams, bound: float, update: GMMParams, state: Acceleration | None,
@@ -98,22 +129,27 @@ def next_point(point: GMMParams, bound: float, update: GMMParams, state: Acceler
     ``update``): the point to evaluate next, the new state, whether ``point``
     was accepted, and whether the run has converged.
 
-    A plain EM step is always accepted, as in plain EM: at the optimum its bound
-    can fall below the last one by rounding, and rejecting it would return to
-    the same point for ever.
+    ``state`` None: ``point`` is a run's start. A plain EM step is always
+    accepted, as in plain EM: at the optimum its bound can fall below the last
+    one by rounding, and rejecting it would return to the same point for ever.
 
-    ``settled``: the bound changed by less than ``tol`` from the last accepted
-    point. That ends the run only after a plain EM step: an extrapolated point
-    can land across the optimum with an equal bound, so it is followed by a
-    plain step first.
+    ``settled``: the bound changed by less than ``tol`` from ``state.bound``.
+    That ends the run only after a plain EM step.
     """
-    plain_step = state is None or state.omega == 1.0
-    if not plain_step and bound < state.bound:  # rejected: the plain step instead
-        return state.plain, Acceleration(state.plain, state.bound, 1.0), False, False
-    if settled:
-        return update, Acceleration(update, bound, 1.0), True, plain_step
-    omega = 1.0 if state is None else min(state.omega * GROWTH, MAX_OMEGA)
-    jump = extrapolate(point, update, omega) if omega != 1.0 else None
+    if state is None:
+        return update, Acceleration(update, bound, "plain", point), True, settled
+    step_max = state.step_max
+    if state.stage == "jump":
+        if bound < state.bound:  # rejected: the plain step instead
+            return state.plain, Acceleration(state.plain, state.bound, "plain", state.base,
+                                             max(1.0, step_max / MSTEP)), False, False
+        return update, Acceleration(update, bound, "plain", point, step_max), True, False
+    if settled:  # a plain step: point = F(state.base)
+        return update, Acceleration(update, bound, "plain", point, step_max), True, True
+    alpha = min(max(step_length(state.base, point, update), 1.0), step_max)
+    if alpha == step_max:
+        step_max = min(step_max * MSTEP, MAX_STEP)
+    jump = extrapolate(state.base, point, update, alpha) if alpha > 1.0 else None
     if jump is None:
-        return update, Acceleration(update, bound, 1.0), True, False
-    return jump, Acceleration(update, bound, omega), True, False
+        return update, Acceleration(update, bound, "plain", point, step_max), True, False
+    return jump, Acceleration(update, bound, "jump", point, step_max), True, False

@@ -22,7 +22,7 @@ import numpy as np
 import zarr
 
 from ._version import __version__
-from .acceleration import Acceleration
+from .acceleration import MAX_STEP, STAGES, Acceleration
 from .covariance import COVARIANCE
 from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
 from .params import EMResult, GMMParams
@@ -301,14 +301,17 @@ def _write_state(root, name: str, state: FitState) -> None:
         arrays.update({f"run{j}_{n}": getattr(run.params, n) for n in _PARAM_ARRAYS})
         acc = run.acceleration
         if acc is not None:
-            arrays.update({f"run{j}_plain_{n}": getattr(acc.plain, n) for n in _PARAM_ARRAYS})
+            for role in ("plain", "base"):
+                arrays.update({f"run{j}_{role}_{n}": getattr(getattr(acc, role), n)
+                               for n in _PARAM_ARRAYS})
         runs.append({
             "lower_bounds": list(map(float, run.lower_bounds)),
             "n_iter": int(run.n_iter),
             "converged": bool(run.converged),
             "recoveries": [dict(e) for e in run.recoveries],
             "acceleration": None if acc is None else {"bound": float(acc.bound),
-                                                      "omega": float(acc.omega)},
+                                                      "stage": acc.stage,
+                                                      "step_max": float(acc.step_max)},
         })
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
@@ -369,7 +372,8 @@ def _read_state(group, where: str, run_dims, n_chunks: int) -> FitState:
     for j, r in enumerate(runs_meta):
         expected.update(_expected_shapes(*run_dims(j), prefix=f"run{j}_"))
         if r.get("acceleration") is not None:
-            expected.update(_expected_shapes(*run_dims(j), prefix=f"run{j}_plain_"))
+            for role in ("plain", "base"):
+                expected.update(_expected_shapes(*run_dims(j), prefix=f"run{j}_{role}_"))
     declared = {name: tuple(shape) for name, (_, shape) in layout.items()}
     if declared != expected:
         raise CheckpointError(f"{where}: the state's layout does not match the fit's shapes")
@@ -417,15 +421,20 @@ def _read_state(group, where: str, run_dims, n_chunks: int) -> FitState:
 
 
 def _acceleration(meta, arrays, covariance_type: str, j: int, where: str):
-    """An accelerated run's fallback, from its recorded arrays and attributes."""
+    """An accelerated run's state, from its recorded arrays and attributes."""
     if meta is None:
         return None
-    if not isinstance(meta, dict) or not all(
-        isinstance(meta.get(key), (int, float)) for key in ("bound", "omega")
-    ):
-        raise CheckpointError(f"{where}: the acceleration state of run {j} is malformed")
-    plain = _check_values(_params_from(arrays, covariance_type, prefix=f"run{j}_plain_"), where)
-    return Acceleration(plain, float(meta["bound"]), float(meta["omega"]))
+    bound, step_max = (meta.get(key) if isinstance(meta, dict) else None
+                       for key in ("bound", "step_max"))
+    if not (isinstance(meta, dict) and meta.get("stage") in STAGES
+            and isinstance(bound, (int, float)) and not math.isnan(bound)
+            and isinstance(step_max, (int, float)) and 1.0 <= step_max <= MAX_STEP):
+        raise CheckpointError(f"{where}: the acceleration state of run {j} is malformed "
+                              f"(expected a bound, a stage in {STAGES} and a step_max in "
+                              f"[1, {MAX_STEP:g}])")
+    plain, base = (_check_values(_params_from(arrays, covariance_type, prefix=f"run{j}_{role}_"),
+                                 where) for role in ("plain", "base"))
+    return Acceleration(plain, float(bound), meta["stage"], base, float(step_max))
 
 
 _RECOVERY_KEYS = {"iteration", "component", "action", "amount", "relative", "relative_to"}

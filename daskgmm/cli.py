@@ -375,7 +375,7 @@ def _add_fit_options(p, init, output_help="write the model (Zarr group) here"):
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--reg-covar", type=float, default=1e-6)
     p.add_argument("--accelerate", action="store_true",
-                   help="adaptive over-relaxed EM: fewer passes where EM is slow, never "
+                   help="squared extrapolation (SQUAREM): fewer passes where EM is slow, never "
                         "ending lower than plain EM from the last accepted point")
     p.add_argument("--no-recovery", dest="recovery", action="store_false",
                    help="raise scikit-learn's error on a covariance that is not positive "

@@ -99,11 +99,11 @@ def run_em(
     recorded in the run's ``recoveries``. After a re-seed the next lower bound
     is not compared with the last: convergence is judged from the one after.
 
-    ``accelerate``: adaptive over-relaxed EM (:mod:`daskgmm.acceleration`). A
-    run's ``params`` are then the point its next pass evaluates, and its
-    ``acceleration`` the fallback; a rejected point's bound is recorded too, and
-    the change is measured from the last accepted point. A run that stops ends
-    on the plain EM update of its last accepted point.
+    ``accelerate``: squared extrapolation, SQUAREM (:mod:`daskgmm.acceleration`).
+    A run's ``params`` are then the point its next pass evaluates, and its
+    ``acceleration`` the cycle's state and fallback; a rejected point's bound is
+    recorded too, and the change is measured from the point before. A run that
+    stops ends on the plain EM update of its last accepted point.
 
     ``log_runs``: log a line per run and pass (a search logs per pass instead).
     """

@@ -61,15 +61,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Non-negative regularisation added to the diagonal of covariances.
     accelerate : bool, default=False
-        Adaptive over-relaxed EM (Salakhutdinov & Roweis 2003): after each pass
-        whose lower bound did not drop, the next point is extrapolated along the
-        EM step, with a factor that grows by 1.5 per accepted pass (up to 8);
-        a point whose bound drops is rejected and the plain EM step from the
-        last accepted point taken instead, so the fit never ends lower than EM
-        would from there. Steps are taken on log-weights, means and log-Cholesky
-        factors, so every point is a valid mixture. Fewer passes where EM is
-        slow (overlapping clusters); ``lower_bounds_`` then also holds the
-        bounds of rejected points. False: scikit-learn's exact iteration.
+        Squared extrapolation, SQUAREM (Varadhan & Roland 2008, scheme SqS3):
+        from a point and its next two plain EM steps, each cycle of two passes
+        jumps to ``theta0 + 2 a r + a^2 v`` (``r`` the first step, ``v`` the
+        change between the two, ``a = |r| / |v|``). A point whose bound drops
+        below the one before it is rejected and the plain EM step taken
+        instead, so the fit never ends lower than EM would from the last
+        accepted point; convergence is tested on plain steps only. Steps are
+        taken on log-weights, means and log-Cholesky factors, so every point is
+        a valid mixture. Fewer passes where EM is slow (overlapping clusters, a
+        small ``tol``); ``lower_bounds_`` then also holds the bounds of
+        rejected points. False: scikit-learn's exact iteration.
     jitter_covar : bool, default=True
         Where a covariance is not positive definite after ``reg_covar`` (collinear
         data, or data large against their spread), add a jitter relative to that

@@ -1,4 +1,4 @@
-"""Adaptive over-relaxed EM: fewer passes, never lower, checkpointable, in lockstep."""
+"""SQUAREM: fewer passes, never lower, checkpointable, in lockstep."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from helpers import Stop, stopped_after
 from sklearn.exceptions import ConvergenceWarning
 
 from daskgmm import GaussianMixture
-from daskgmm.acceleration import extrapolate
+from daskgmm.acceleration import extrapolate, step_length
 from daskgmm.params import GMMParams
 
 
@@ -37,17 +37,16 @@ def test_fewer_passes_on_overlapping_data_and_never_lower(covariance_type):
     plain = fit(X, **common)
     fast = fit(X, accelerate=True, **common)
     assert plain.converged_ and fast.converged_
-    assert fast.n_iter_ <= 0.75 * plain.n_iter_  # (pass counts are deterministic; the
-    # 2x target, to the same bound, is measured by benchmarks/bench_fit.py --accelerate)
+    assert fast.n_iter_ <= 0.5 * plain.n_iter_  # (pass counts are deterministic; at scale,
+    # to the same bound, they are measured by benchmarks/bench_fit.py --accelerate)
     assert fast.score(X) >= plain.score(X) - 1e-5  # not lower than plain EM by more than tol
-    # the bound never drops below the last accepted point's: a drop is a rejected point,
-    # and the next one (the plain EM step from the accepted point) is above it again
-    bounds = fast.lower_bounds_
-    assert (np.diff(bounds) < 0).any()  # points were rejected: the fallback was taken
-    best = -np.inf
-    for b in bounds:
-        best = max(best, b)
-    assert bounds[-1] >= best - 1e-5
+    # a drop is a rejected point, and the next one (the plain EM step from the point
+    # before it) is not below that point
+    bounds = np.asarray(fast.lower_bounds_)
+    drops = np.flatnonzero(np.diff(bounds) < 0) + 1
+    assert (bounds[drops + 1] >= bounds[drops - 1] - 1e-12).all()
+    if covariance_type == "full":
+        assert len(drops) > 0  # the safeguard was exercised
 
 
 def test_the_accelerated_fit_reaches_plain_ems_optimum_on_separated_data():
@@ -62,22 +61,22 @@ def test_the_accelerated_fit_reaches_plain_ems_optimum_on_separated_data():
 def test_every_extrapolated_point_is_a_valid_mixture():
     rng = np.random.default_rng(0)
     for covariance_type in ["full", "tied", "diag", "spherical"]:
-        a = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, random_state=0)
-        b = GaussianMixture(3, covariance_type=covariance_type, max_iter=3, random_state=0)
         X = rng.normal(size=(500, 3))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            pa, pb = a.fit(X)._params(), b.fit(X)._params()
-        for omega in [1.0, 2.5, 8.0, 50.0]:
-            p = extrapolate(pa, pb, omega)
+            p0, p1, p2 = (GaussianMixture(3, covariance_type=covariance_type, max_iter=m,
+                                          random_state=0).fit(X)._params() for m in (1, 2, 3))
+        assert step_length(p0, p1, p2) > 0
+        for alpha in [1.0, 2.5, 8.0, 50.0, 1e4]:
+            p = extrapolate(p0, p1, p2, alpha)
             if p is None:  # overflow: refused, never an invalid mixture
                 continue
             assert isinstance(p, GMMParams)
             np.testing.assert_allclose(p.weights.sum(), 1.0)
             assert (p.weights > 0).all()
             assert (p.cov.cholesky_diagonal(p.precisions_cholesky) > 0).all()
-        same = extrapolate(pa, pb, 1.0)
-        np.testing.assert_allclose(same.means, pb.means, rtol=1e-12)
+        same = extrapolate(p0, p1, p2, 1.0)  # alpha = 1: the second plain step
+        np.testing.assert_allclose(same.means, p2.means, rtol=1e-12)
 
 
 def test_an_accelerated_fit_interrupted_resumes_bitwise(tmp_path, monkeypatch):
@@ -123,14 +122,15 @@ def test_a_plain_step_is_accepted_though_rounding_lowers_its_bound():
         q = GaussianMixture(2, max_iter=2, random_state=0).fit(X)._params()
     bound = -3.0
     below = np.nextafter(bound, -np.inf)
-    plain = Acceleration(q, bound, 1.0)
+    plain = Acceleration(q, bound, "plain", p)
     _, state, accepted, converged = next_point(q, below, q, plain, settled=True)
-    assert accepted and converged and state.omega == 1.0
+    assert accepted and converged and state.stage == "plain"
     _, state, accepted, converged = next_point(q, below, q, plain, settled=False)
     assert accepted and not converged
-    jumped = Acceleration(q, bound, 2.25)
+    jumped = Acceleration(q, bound, "jump", p, 4.0)
     point, state, accepted, converged = next_point(p, below, q, jumped, settled=True)
-    assert not accepted and not converged and point is q and state.omega == 1.0
+    assert not accepted and not converged and point is q and state.stage == "plain"
+    assert state.base is p and state.bound == bound and state.step_max == 1.0
 
 
 def test_an_accelerated_fit_on_separated_clusters_converges_as_plain_em():
@@ -146,3 +146,31 @@ def test_an_accelerated_fit_on_separated_clusters_converges_as_plain_em():
         assert plain.converged_ and fast.converged_, seed
         assert fast.n_iter_ <= plain.n_iter_ + 1, seed
         assert fast.lower_bound_ >= plain.lower_bound_ - 1e-3, seed
+
+
+def test_a_damaged_acceleration_state_gives_checkpoint_error(tmp_path, monkeypatch):
+    import zarr
+
+    from daskgmm import CheckpointError
+
+    X = overlapping(600)
+    ckpt = str(tmp_path / "c.zarr")
+    params = dict(accelerate=True, tol=0.0, max_iter=12, checkpoint=ckpt)
+    restore = stopped_after(5, monkeypatch)
+    with pytest.raises(Stop):
+        fit(X, **params)
+    restore()
+    root = zarr.open_group(ckpt, mode="r+")
+    state = root[root.attrs["daskgmm"]["current"]]
+    attrs = dict(state.attrs["daskgmm_state"])
+    run = attrs["runs"][0]
+    assert run["acceleration"]["stage"] in ("plain", "jump")
+    for damage in ({"stage": "leap"}, {"step_max": 1e300}, {"step_max": 0.5}, {"bound": None},
+                   {"omega": 2.0, "stage": None}):
+        runs = [run | {"acceleration": run["acceleration"] | damage}]
+        state.attrs["daskgmm_state"] = attrs | {"runs": runs}
+        with pytest.raises(CheckpointError, match="acceleration state of run 0 is malformed"):
+            fit(X, **params)
+    state.attrs["daskgmm_state"] = attrs
+    resumed = fit(X, **params)
+    assert resumed.n_iter_ == 12
