@@ -383,6 +383,42 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
         assert out[True][2] == 1 and out[True][4] == 1  # the row with inf; the empty one
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_full_quadratic_forms_and_whitening_give_the_numpy_loops_statistics(dtype, monkeypatch):
+    """Full models' compiled kernel takes the log-probabilities as quadratic forms
+    on the second moments' features, or, where their rounding could exceed
+    ``_QUADRATIC_ROUNDING`` (an ill-conditioned covariance), by whitening: both
+    give the NumPy loop's statistics, and the quadratic forms are refused there."""
+    from daskgmm.covariance import full
+
+    rng = np.random.default_rng(5)
+    p = random_params("full", k=3, d=5, seed=6)
+    ill = p.covariances.copy()
+    u = rng.normal(size=5)
+    ill[1] = np.eye(5) * 1e-6 + np.outer(u, u)  # condition about 1e7
+    means = p.means.copy()
+    means[1] = (means[0] + means[2]) / 2  # at the mean of the means: the expansion is taken
+    cases = {"well": p, "ill": GMMParams(p.weights, means, ill,
+                                         COVARIANCE["full"].precision_cholesky(ill), "full")}
+    for name, q in cases.items():
+        labels = rng.integers(3, size=6000)
+        X = np.stack([rng.multivariate_normal(q.means[c], q.covariances[c]) for c in labels])
+        X = X.astype(dtype)
+        X[7, 3] = np.nan
+        args = (q.weights, q.means, q.precisions_cholesky, "full")
+        expanded = kernels._Model(*args, dtype, 1e-6).expanded
+        assert (expanded.quadratic is None) == (name == "ill"), name
+        out, default = {}, full._QUADRATIC_ROUNDING
+        for fused, rounding in ((False, default), (True, default), (True, 0.0)):
+            monkeypatch.setattr(kernels, "FUSED", fused)
+            monkeypatch.setattr(full, "_QUADRATIC_ROUNDING", rounding)
+            out[fused, rounding] = kernels.chunk_statistics(
+                X if fused else X.astype(np.float64), *args, reg_covar=1e-6)[0]
+        reference = out.pop((False, default))
+        for key, got in out.items():
+            np.testing.assert_allclose(got, reference, rtol=1e-9, atol=1e-9, err_msg=f"{name} {key}")
+
+
 def test_fused_exp_is_within_an_ulp_of_numpy():
     """The compiled log-sum-exp's ``exp`` against NumPy's, over the whole range kept
     (down to ``log(1.5e-304)``; below, exactly 0)."""
