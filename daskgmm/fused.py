@@ -39,6 +39,7 @@ __all__ = [
     "finite_sum",
     "full_chunk",
     "full_quadratic_chunk",
+    "lowest_rows",
     "nan_patterns",
     "nearest",
     "pattern_factors",
@@ -435,6 +436,36 @@ def finite_sum(score, kept, weight):
         else:
             bad += 1
     return total, mass, bad
+
+
+@numba.njit(**_JIT)
+def lowest_rows(log_lik, weight, count):
+    """The positions of the ``count`` entries of ``log_lik`` that are lowest, in
+    order of (value, position), among those that are finite and whose ``weight``
+    (if not empty) is positive: one sweep that keeps them sorted in a buffer of
+    ``count`` (most entries cost one comparison). Fewer if fewer qualify."""
+    weighted = len(weight) > 0
+    vals = np.empty(count)
+    pos = np.empty(count, dtype=np.intp)
+    held = 0
+    for i in range(len(log_lik)):
+        v = log_lik[i]
+        if not (v - v == 0.0) or (weighted and not weight[i] > 0.0):  # NaN or +-inf
+            continue
+        if held == count:
+            if not v < vals[count - 1]:  # ties go to the earlier row
+                continue
+            j = count - 1
+        else:
+            j = held
+            held += 1
+        while j > 0 and vals[j - 1] > v:
+            vals[j] = vals[j - 1]
+            pos[j] = pos[j - 1]
+            j -= 1
+        vals[j] = v
+        pos[j] = i
+    return pos[:held]
 
 
 @numba.njit(**_JIT)
