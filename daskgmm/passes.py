@@ -64,7 +64,7 @@ def compute(*collections, reads: da.Array | None = None):
     """
     check = _CONTENT_CHECK.get()
     hashing = check is not None and reads is not None and check.wants(reads)
-    extra = (check.digests_like(collections),) if hashing else ()
+    extra = (check.digest_tasks(),) if hashing else ()
     with single_threaded():
         results = dask.compute(*collections, *extra)
     if not hashing:
@@ -87,13 +87,6 @@ def _blas_controller() -> ThreadpoolController:
     (threadpoolctl walks the loaded libraries) took 5 ms a pass, a quarter of a
     small fit's time."""
     return ThreadpoolController()
-
-
-def _arrays_only(collections) -> bool:
-    """Whether ``collections`` (nested in tuples or lists) are all Dask arrays."""
-    if isinstance(collections, (tuple, list)):
-        return all(_arrays_only(c) for c in collections)
-    return isinstance(collections, da.Array)
 
 
 #: bytes of a chunk digest (SHA-256)
@@ -143,19 +136,19 @@ class ContentCheck:
     def wants(self, X: da.Array) -> bool:
         return self.digests is None and X.name == self.X.name
 
-    def digests_like(self, collections):
-        """The digest tasks in the form of the pass (an array, or delayed objects):
-        dask then merges their chunk reads with the pass's instead of fusing a
-        second read into one of them."""
-        n = self.X.numblocks[0]
-        if _arrays_only(collections):
-            return self.X.map_blocks(chunk_digest, chunks=((1,) * n, (DIGEST_SIZE,)),
-                                     dtype=np.uint8, meta=np.empty((0, 0), np.uint8))
-        return [dask.delayed(chunk_digest, pure=True)(b) for b in self.X.to_delayed().ravel()]
+    def digest_tasks(self) -> Delayed:
+        """The digests, stacked: a task on each chunk's key, as the pass's own
+        (:func:`reduce_chunks`), so that the pass and the digests share each read."""
+        name = f"chunk-digest-{tokenize(self.X.name)}"
+        graph = {(name, i): (chunk_digest, (self.X.name, i, 0))
+                 for i in range(self.X.numblocks[0])}
+        graph[name] = (np.concatenate, list(graph))
+        return Delayed(name, HighLevelGraph.from_collections(name, graph, dependencies=[self.X]),
+                       layer=name)
 
     def verify(self) -> None:
         """A pass of its own that takes and compares the digests."""
-        (digests,) = compute(self.digests_like([]))
+        (digests,) = compute(self.digest_tasks())
         self.record(digests)
 
     def record(self, digests: np.ndarray) -> None:
