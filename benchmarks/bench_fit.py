@@ -1,8 +1,8 @@
 """Whole fits with default settings: daskgmm against scikit-learn, in one run.
 
 Each estimator fits the same in-memory data from its own default start
-('kmeans': scikit-learn's on all rows, daskgmm's on a sample of 100,000 rows
-where there are more) to convergence, with the same
+('kmeans': scikit-learn's on all rows, daskgmm's on a sample of 2,500 rows a
+component, 20,000 to 100,000, where there are more than 100,000) to convergence, with the same
 ``random_state``. For each data set and covariance type it prints the wall
 time, daskgmm's passes over the data (those of the initialisation and of EM
 separately, counted as chunk reads on the threaded scheduler), the EM

@@ -96,8 +96,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         'kmeans', as in scikit-learn: k-means, then one pass for the parameters
         of its assignment of every row. On at most 100,000 rows it is
         scikit-learn's own KMeans (k-means++ seeding) on every row. On more it
-        runs on a uniform sample of 100,000 rows on the client (fewer for rows
-        of more than 167 features: at most 128 MiB), twice,
+        runs on a uniform sample on the client, 2,500 rows a component, 20,000
+        to 100,000 (fewer for rows of more than 167 features: at most 128 MiB), twice,
         scikit-learn's and one seeded by k-means|| over the sample, and keeps the
         lower inertia. Both run on one thread, so the start is the same on
         every machine (scikit-learn's KMeans sums per-thread partial centres, so

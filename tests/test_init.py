@@ -113,8 +113,13 @@ def test_several_kmeans_initialisations_read_the_data_twice_in_all(n_rows):
 def test_the_client_sample_of_wide_rows_is_bounded_in_bytes(monkeypatch):
     import daskgmm.init as init
 
-    assert init.sample_size(np.empty((0, 16))) == 100_000
-    assert init.sample_size(np.empty((0, 10_000))) == (128 << 20) // 80_000  # 1,677 rows
+    assert init.client_rows(np.empty((0, 16))) == 100_000
+    assert init.client_rows(np.empty((0, 10_000))) == (128 << 20) // 80_000  # 1,677 rows
+    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 8) == 20_000  # 2,500 a component
+    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 30) == 75_000
+    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 60) == 100_000
+    assert init.sample_size(np.broadcast_to(0.0, (10**6, 10_000)), 8) == 1_677
+    assert init.sample_size(np.broadcast_to(0.0, (90_000, 16)), 8) == 90_000  # every row
     monkeypatch.setattr(init, "SAMPLE_BYTES", 8 * 4 * 1000)  # 1,000 rows of 4 features
     seen = []
     centers = init._kmeans_centers

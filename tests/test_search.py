@@ -102,6 +102,37 @@ def test_every_start_gives_each_model_as_alone_and_kmeans_and_random_share_their
         assert searched == start + n_chunks * (1 + search.results_["n_iter"].max() + 1)
 
 
+def test_sampled_kmeans_starts_of_a_search_are_each_models_own(X, monkeypatch):
+    """Where 'kmeans' clusters a sample, its size grows with the components; the
+    search draws once, and each model's sample (a subset of the largest) is the
+    one that it draws alone."""
+    import daskgmm.init as init
+
+    monkeypatch.setattr(init, "EXACT_ROWS", 1000)
+    monkeypatch.setattr(init, "SAMPLE_MIN_ROWS", 400)
+    monkeypatch.setattr(init, "SAMPLE_ROWS_PER_COMPONENT", 250)
+    seen = []
+    centers = init._kmeans_centers
+
+    def spy(rows, w, k, rs, sampled):
+        seen.append((k, rows, sampled))
+        return centers(rows, w, k, rs, sampled)
+
+    monkeypatch.setattr(init, "_kmeans_centers", spy)
+    dX = da.from_array(X, chunks=(400, 3))
+    params = dict(init_params="kmeans", persist=False, **FIT)
+    search = quiet(GaussianMixtureSearch((1, 3), ("full", "diag"), **params).fit, dX)
+    searched = {k: rows for k, rows, _ in seen}
+    assert {(k, len(rows), sampled) for k, rows, sampled in seen} == {(1, 400, True),
+                                                                       (3, 750, True)}
+    for row in search.results_.itertuples():
+        seen.clear()
+        gm = quiet(GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                   **params).fit, dX)
+        np.testing.assert_array_equal(seen[0][1], searched[row.n_components])
+        assert (row.n_iter, row.lower_bound) == (gm.n_iter_, gm.lower_bound_)
+
+
 @pytest.mark.parametrize("held_out", [None, 0.1])
 def test_the_search_reads_the_data_once_per_pass_for_all_models(held_out):
     """k-means|| (5 rounds, the weighting, one Lloyd step, the start: 8 passes, and one
