@@ -2,8 +2,9 @@
 compiled function that holds no GIL (numba, ``nogil=True``).
 
 Each kernel walks its chunk in sub-blocks of ``block_rows`` rows. For each, it
-builds the features of its :class:`~daskgmm.covariance.Expansion` (rows as
-columns, float64), takes the weighted log-probabilities from them with BLAS
+builds the features of its :class:`~daskgmm.covariance.Expansion` (float64;
+rows as columns, but as rows in :func:`diagonal_chunk`), takes the weighted
+log-probabilities from them with BLAS
 (``np.dot``: scipy's BLAS, called from the compiled code), turns them into
 responsibilities by log-sum-exp in place, and adds the sub-block's sums with
 BLAS again. It writes each row's log-likelihood; a row with a non-finite value
@@ -206,28 +207,55 @@ def _drop_bad(f, nb, bad):
 @numba.njit(**_JIT)
 def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
     """Diagonal and spherical (:class:`~daskgmm.covariance.diagonal._DiagonalExpansion`):
-    features ``[x~^2, x~, 1]``, ``sums += resp [x~^2, x~, 1]^T`` (K, 2D + 1)."""
+    features ``[x~^2, x~, 1]``, ``sums += resp [x~^2, x~, 1]`` (K, 2D + 1).
+
+    Unlike the other kernels, the features are rows here, (rows, 2D + 1), each
+    written from its row of the chunk in one sweep along it (the products take
+    them transposed): the chunk is not transposed. Against the features as
+    columns (:func:`_load`'s strided reads of the chunk), on chunks of 100,000
+    and 250,000 rows x 16, K=8, on a CPU without AVX-512 (paired, medians of
+    40): 0.87-0.93x the time on one thread, 0.88-0.92x on two at once. Once a
+    sub-block had a bad row, a row with a value that is not finite is left out
+    (NaN log-likelihood), as in :func:`_load`."""
     n, d = X.shape
     k = coef.shape[0]
-    f_buf, wlp_buf = np.empty((2 * d + 1) * block_rows), np.empty(k * block_rows)
+    w = 2 * d + 1
+    f_buf, wlp_buf = np.empty(w * block_rows), np.empty(k * block_rows)
     mx, tot, scale, bad, at = _scratch(block_rows)
-    stage = np.empty((block_rows, d), X.dtype)  # rows kept, once compacting
     compact = False
     pos = 0
     while pos < n:
-        m, pos = _load(X, pos, block_rows, shift, f_buf, d, stage, at, lse, compact)
+        m = 0
+        while m < block_rows and pos < n:
+            x = X[pos]
+            if compact:
+                check = 0.0
+                for j in range(d):
+                    v = x[j]
+                    check += v - v  # 0, or NaN where a value is not finite
+                if check != 0.0:
+                    lse[pos] = np.nan
+                    pos += 1
+                    continue
+            r = f_buf[m * w : (m + 1) * w]
+            for j in range(d):
+                v = x[j] - shift[j]
+                r[j] = v * v
+                r[d + j] = v
+            r[2 * d] = 1.0
+            at[m] = pos
+            m += 1
+            pos += 1
         if m == 0:
             continue
-        f, wlp = _block(f_buf, 2 * d + 1, m), _block(wlp_buf, k, m)
-        for j in range(d):
-            for i in range(m):
-                f[j, i] = f[d + j, i] * f[d + j, i]
-        f[2 * d, :] = 1.0
-        np.dot(coef, f, wlp)
+        f, wlp = _block(f_buf, m, w), _block(wlp_buf, k, m)
+        np.dot(coef, f.T, wlp)
         if _normalise(wlp, m, weight, at, lse, bad, mx, tot, scale):
-            _drop_bad(f, m, bad)
+            for i in range(m):
+                if bad[i]:
+                    f[i, :] = 0.0  # its responsibilities are 0 already; 0 NaN would not be
             compact = True
-        sums += np.dot(wlp, f.T)
+        sums += np.dot(wlp, f)
 
 
 @numba.njit(**_JIT)
