@@ -12,6 +12,7 @@ size just before it (not shown for the worker processes).
 
     python benchmarks/bench_em.py                      # 1,000,000 x 16, k=8, full
     python benchmarks/bench_em.py --n-samples 200000   # quicker
+    python benchmarks/bench_em.py --covariance-type diag --skip-processes
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def main():
     parser.add_argument("--n-components", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--covariance-type", default="full",
+                        choices=["full", "tied", "diag", "spherical"])
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--skip-processes", action="store_true",
                         help="leave out the fit on a LocalCluster of single-threaded workers")
@@ -158,13 +161,19 @@ def main():
     start = dict(
         weights_init=np.full(k, 1.0 / k),
         means_init=means + 0.5,
-        precisions_init=np.stack([np.eye(d)] * k),
+        precisions_init={
+            "full": np.stack([np.eye(d)] * k),
+            "tied": np.eye(d),
+            "diag": np.ones((k, d)),
+            "spherical": np.ones(k),
+        }[args.covariance_type],
     )
     print(
-        f"data: {n:,} x {d} {args.dtype} ({X.nbytes / 2**20:.0f} MiB), k={k}, full covariance, "
+        f"data: {n:,} x {d} {args.dtype} ({X.nbytes / 2**20:.0f} MiB), k={k}, "
+        f"{args.covariance_type} covariance, "
         f"{args.iterations} iterations, tol=0; {psutil.cpu_count()} cores"
     )
-    common = dict(n_components=k, covariance_type="full", **start)
+    common = dict(n_components=k, covariance_type=args.covariance_type, **start)
     ours = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations)
     rows = [("daskgmm (threads)", ours)]
     if not args.skip_processes:
@@ -185,7 +194,11 @@ def main():
     weighted = timed_fit(lambda **kw: daskgmm.GaussianMixture(**common, **kw), X, args.iterations,
                          sample_weight=weights)
     rows.append(("  + sample_weight", weighted))
-    spark = spark_seconds_per_iteration(X, k, args.iterations) if args.spark else None
+    spark = None
+    if args.spark and args.covariance_type != "full":
+        print("Spark MLlib: its GaussianMixture fits full covariances only; skipped")
+    elif args.spark:
+        spark = spark_seconds_per_iteration(X, k, args.iterations)
     if not args.skip_sklearn:
         ref = timed_fit(lambda **kw: SKGaussianMixture(**common, **kw), X, args.iterations)
         rows.append(("scikit-learn", ref))
