@@ -419,6 +419,22 @@ def test_full_quadratic_forms_and_whitening_give_the_numpy_loops_statistics(dtyp
             np.testing.assert_allclose(got, reference, rtol=1e-9, atol=1e-9, err_msg=f"{name} {key}")
 
 
+def test_fused_log_is_within_an_ulp_of_numpy():
+    """The compiled log-sum-exp's ``log`` (branch-free, fdlibm's) against NumPy's on
+    what it is given, a row's sum of exponentials in [1, K], and beyond."""
+    from daskgmm import fused
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[1.0, 2.0, np.sqrt(2.0), 8.0, np.nextafter(1.0, 2.0)],
+                        rng.uniform(1.0, 8.0, 200_000), 1.0 + rng.uniform(0, 1e-6, 10_000),
+                        np.geomspace(1e-300, 1e300, 10_000)])
+    out = np.empty_like(x)
+    fused._logs(x, len(x), out)
+    want = np.log(x)
+    assert out[0] == 0.0
+    assert np.all(np.abs(out - want) <= np.spacing(np.abs(want)))
+
+
 def test_fused_exp_is_within_an_ulp_of_numpy():
     """The compiled log-sum-exp's ``exp`` against NumPy's, over the whole range kept
     (down to ``log(1.5e-304)``; below, exactly 0)."""
