@@ -197,6 +197,15 @@ def _normalise(wlp, nb, weight, at, lse, bad, mx, tot, scale):
     return any_bad
 
 
+@numba.njit(inline="always", **_JIT)
+def _finite_row(x):
+    """Whether every value of the row ``x`` is finite (one sum, no branch a value)."""
+    check = 0.0
+    for v in x:
+        check += v - v  # 0, or NaN where a value is not finite
+    return check == 0.0
+
+
 @numba.njit(**_JIT)
 def _load(X, pos, block_rows, shift, buffer, row0, stage, at, lse, compact):
     """The next sub-block of rows from ``pos``, less ``shift``, as columns:
@@ -218,11 +227,7 @@ def _load(X, pos, block_rows, shift, buffer, row0, stage, at, lse, compact):
         m = 0
         while m < block_rows and pos < n:
             x = X[pos]
-            check = 0.0
-            for j in range(d):
-                v = x[j]
-                check += v - v  # 0, or NaN where a value is not finite
-            if check == 0.0:
+            if _finite_row(x):
                 for j in range(d):
                     stage[m, j] = x[j]
                 at[m] = pos
@@ -290,15 +295,10 @@ def diagonal_chunk(X, weight, shift, coef, block_rows, lse, sums):
         m = 0
         while m < block_rows and pos < n:
             x = X[pos]
-            if compact:
-                check = 0.0
-                for j in range(d):
-                    v = x[j]
-                    check += v - v  # 0, or NaN where a value is not finite
-                if check != 0.0:
-                    lse[pos] = np.nan
-                    pos += 1
-                    continue
+            if compact and not _finite_row(x):
+                lse[pos] = np.nan
+                pos += 1
+                continue
             r = f_buf[m * w : (m + 1) * w]
             for j in range(d):
                 v = x[j] - shift[j]
