@@ -45,7 +45,7 @@ from bench_stream import bare_read, starting_point, write_store
 from threadpoolctl import threadpool_limits
 
 import daskgmm
-from daskgmm import kernels, kmeans
+from daskgmm import kernels, kmeans, row_kernels
 from daskgmm.covariance import COVARIANCE, COVARIANCE_TYPES
 
 
@@ -92,7 +92,7 @@ def model_kernels(blocks, k, covariance_type) -> dict:
             b, start["means_init"], covariance_type), blocks),
         "em": two_thread_seconds(  # as an EM pass runs it
             lambda b: kernels.chunk_statistics(b, *args, reg_covar=REG_COVAR), blocks),
-        "score": two_thread_seconds(lambda b: kernels.chunk_split_scores(b, *args), blocks),
+        "score": two_thread_seconds(lambda b: row_kernels.chunk_split_scores(b, *args), blocks),
     }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import fused
-from .kernels import Accumulator, Workspace, as_2d, row_uniforms, row_weights
+from .blocks import Accumulator, Workspace, as_2d, row_weights
+from .kernels import row_uniforms
 
 __all__ = [
     "chunk_assignment_statistics",

@@ -493,7 +493,7 @@ class Marginal:
 
     def accumulate(self, acc, group: _Group, work, resp, lse, ws, weight=None) -> None:
         """Add the expected statistics of one sub-block to ``acc`` (an
-        :class:`~daskgmm.kernels.Accumulator` centred on the means): ``work`` and
+        :class:`~daskgmm.blocks.Accumulator` centred on the means): ``work`` and
         ``resp`` from :meth:`evaluate` (responsibilities by now), ``lse`` the rows'
         log-likelihoods, ``weight`` their sample weights."""
         finite = np.isfinite(lse, out=ws("m_finite", lse.shape, bool))

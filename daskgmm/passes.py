@@ -25,7 +25,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import apply, funcname
 from threadpoolctl import ThreadpoolController
 
-from . import kernels
+from . import row_kernels
 from .errors import CheckpointMismatchError
 from .params import GMMParams, StatsLayout, SufficientStatistics
 from .recovery import merge_worst
@@ -383,9 +383,9 @@ def split_scores(X: da.Array, params: list[GMMParams], weights: da.Array | None,
     """The log-likelihood of ``X`` under each of ``params``, summed under each column of
     ``weights`` ((n, m), chunked like the rows; None: m = 1, every row weighs 1), in
     one pass for all: (len(params), 2, m), ``[:, 0]`` the sums, ``[:, 1]`` the total
-    weights of the rows counted (see :func:`kernels.chunk_split_scores`)."""
+    weights of the rows counted (see :func:`row_kernels.chunk_split_scores`)."""
     m = 1 if weights is None else weights.shape[1]
-    totals = [reduce_chunks(X, kernels.chunk_split_scores, *p.kernel_args, size=2 * m,
+    totals = [reduce_chunks(X, row_kernels.chunk_split_scores, *p.kernel_args, size=2 * m,
                             weights=weights, **kernel_options(missing)) for p in params]
     return np.stack([np.asarray(t).reshape(2, m) for t in compute(*totals, reads=X)])
 
@@ -414,10 +414,10 @@ def finite_rows(rows: np.ndarray, missing: str, weights=None):
 
 #: kind of per-row result: (chunk kernel, real-valued, one column per component)
 _PER_ROW = {
-    "labels": (kernels.chunk_labels, False, False),
-    "proba": (kernels.chunk_responsibilities, True, True),
-    "score_samples": (kernels.chunk_score_samples, True, False),
-    "impute": (kernels.chunk_impute, True, False),
+    "labels": (row_kernels.chunk_labels, False, False),
+    "proba": (row_kernels.chunk_responsibilities, True, True),
+    "score_samples": (row_kernels.chunk_score_samples, True, False),
+    "impute": (row_kernels.chunk_impute, True, False),
 }
 
 

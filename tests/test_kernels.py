@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import TYPES, dense_covariances, naive_weighted_log_prob, random_params
 
-from daskgmm import kernels
+from daskgmm import blocks, kernels, row_kernels
 from daskgmm.covariance import COVARIANCE
 from daskgmm.params import GMMParams, StatsLayout, SufficientStatistics
 
@@ -16,14 +16,14 @@ from daskgmm.params import GMMParams, StatsLayout, SufficientStatistics
 def test_log_prob_matches_scipy(covariance_type):
     p = random_params(covariance_type)
     X = np.random.default_rng(2).normal(scale=3, size=(5000, 4))
-    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    got = row_kernels.chunk_log_prob(X, *p.kernel_args)
     want = naive_weighted_log_prob(X, p)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     lse = np.logaddexp.reduce(want, axis=1)
-    np.testing.assert_allclose(kernels.chunk_score_samples(X, *p.kernel_args), lse, rtol=1e-10)
-    resp = kernels.chunk_responsibilities(X, *p.kernel_args)
+    np.testing.assert_allclose(row_kernels.chunk_score_samples(X, *p.kernel_args), lse, rtol=1e-10)
+    resp = row_kernels.chunk_responsibilities(X, *p.kernel_args)
     np.testing.assert_allclose(resp, np.exp(want - lse[:, None]), atol=1e-12)
-    np.testing.assert_array_equal(kernels.chunk_labels(X, *p.kernel_args), want.argmax(axis=1))
+    np.testing.assert_array_equal(row_kernels.chunk_labels(X, *p.kernel_args), want.argmax(axis=1))
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -95,26 +95,26 @@ def test_statistics_do_not_depend_on_where_the_chunk_lies_in_memory(covariance_t
 
 
 def test_a_thread_keeps_its_work_arrays_from_one_chunk_task_to_the_next():
-    with kernels.Workspace.of_thread() as ws:
+    with blocks.Workspace.of_thread() as ws:
         kept = ws("small", (1000,))
-        ws("large", (kernels._RETAINED_BYTES // 8 + 1,))
-        with kernels.Workspace.of_thread() as inner:  # in use further up: a fresh one
+        ws("large", (blocks._RETAINED_BYTES // 8 + 1,))
+        with blocks.Workspace.of_thread() as inner:  # in use further up: a fresh one
             assert inner is not ws
         assert np.shares_memory(ws("small", (10,)), kept)
-    with kernels.Workspace.of_thread() as again:
+    with blocks.Workspace.of_thread() as again:
         assert again is ws
         assert np.shares_memory(again("small", (1000,)), kept)
         assert "large" not in again._arrays  # more than the budget: not kept
         for i in range(8):  # a budget for all the buffers, the smallest kept
-            again(f"part{i}", (kernels._RETAINED_BYTES // 8 // 6,))
-    with kernels.Workspace.of_thread() as last:
+            again(f"part{i}", (blocks._RETAINED_BYTES // 8 // 6,))
+    with blocks.Workspace.of_thread() as last:
         parts = [n for n in last._arrays if n.startswith("part")]
         assert "small" in last._arrays and 0 < len(parts) < 8
-        assert sum(a.nbytes for a in last._arrays.values()) <= kernels._RETAINED_BYTES
+        assert sum(a.nbytes for a in last._arrays.values()) <= blocks._RETAINED_BYTES
     other = []
 
     def task():
-        with kernels.Workspace.of_thread() as own:
+        with blocks.Workspace.of_thread() as own:
             other.append(own)
 
     thread = threading.Thread(target=task)
@@ -181,12 +181,12 @@ def test_expanded_models_stay_accurate_for_far_apart_means(covariance_type, sepa
     """Expanded features where the cancellation is small, centred data where it is not."""
     p = random_params(covariance_type)
     p = GMMParams(p.weights, p.means * separation, p.covariances, p.precisions_cholesky, covariance_type)
-    model = kernels._Model(*p.kernel_args, np.float64)
+    model = blocks.Model(*p.kernel_args, np.float64)
     assert (model.expanded is None) == (separation > 1e3)
     rng = np.random.default_rng(9)
     X = p.means[rng.integers(3, size=6000)] + rng.normal(size=(6000, 4))
     wlp = naive_weighted_log_prob(X, p)
-    np.testing.assert_allclose(kernels.chunk_log_prob(X, *p.kernel_args), wlp, rtol=1e-10)
+    np.testing.assert_allclose(row_kernels.chunk_log_prob(X, *p.kernel_args), wlp, rtol=1e-10)
     r = np.exp(wlp - np.logaddexp.reduce(wlp, axis=1)[:, None])
     diff = X[None] - p.means[:, None]
     st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
@@ -207,7 +207,7 @@ def test_the_full_expansion_is_taken_only_where_its_rounding_is_far_below_reg_co
     X = p.means[rng.integers(3, size=6000)] + rng.normal(size=(6000, 4))
 
     def expanded(params, dtype=np.float64, reg_covar=1e-6):
-        return kernels._Model(*params.kernel_args, dtype, reg_covar).expanded is not None
+        return blocks.Model(*params.kernel_args, dtype, reg_covar).expanded is not None
 
     assert expanded(p)
     assert not expanded(p, reg_covar=0.0)  # reg_covar=0: a collapse keeps its exact zero
@@ -245,7 +245,7 @@ def test_component_of_zero_weight_gets_no_rows(covariance_type):
     X = np.random.default_rng(10).normal(scale=3, size=(3000, 4))
     with np.errstate(divide="ignore"):
         want = naive_weighted_log_prob(X, p)
-    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    got = row_kernels.chunk_log_prob(X, *p.kernel_args)
     assert np.all(got[:, 2] == -np.inf)
     np.testing.assert_allclose(got[:, :2], want[:, :2], rtol=1e-10)
     st = SufficientStatistics.from_vector(kernels.chunk_statistics(X, *p.kernel_args)[0], p.means, covariance_type)
@@ -304,7 +304,7 @@ def test_statistics_match_scipy_reference(covariance_type, dtype, case):
     scale = np.sqrt(np.einsum("kii->ki", full) * r.sum(0)[:, None])  # of s_k
     np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), atol=10 * rtol * scale.max())
     np.testing.assert_allclose(st.Sk, want_S, rtol=10 * rtol, atol=10 * rtol * np.abs(want_S).max())
-    got = kernels.chunk_log_prob(X, *p.kernel_args)
+    got = row_kernels.chunk_log_prob(X, *p.kernel_args)
     np.testing.assert_allclose(got, wlp, rtol=rtol, atol=rtol * np.abs(wlp).max())
 
 
@@ -333,7 +333,7 @@ def test_far_components_get_responsibilities_of_exactly_zero_or_as_the_reference
     np.testing.assert_allclose(st.nk, r.sum(0), rtol=1e-12)
     diff = X[None] - p.means[:, None]
     np.testing.assert_allclose(st.sk, np.einsum("nk,knd->kd", r, diff), rtol=1e-9, atol=1e-8)
-    resp = kernels.chunk_responsibilities(X, *p.kernel_args)
+    resp = row_kernels.chunk_responsibilities(X, *p.kernel_args)
     assert (resp[gap < -700] == 0).all()  # flushed, not subnormal
     np.testing.assert_allclose(resp, r, rtol=1e-9, atol=1e-12)
 
@@ -362,7 +362,7 @@ def test_fused_kernels_equal_the_numpy_sub_block_loop(covariance_type, dtype, mo
     X[6000:][gaps] = np.nan
     sw = rng.uniform(0.0, 2.0, size=len(X))
     args = (weights, p.means, p.precisions_cholesky, covariance_type)
-    assert kernels._Model(*args, dtype, 1e-6).expanded is not None
+    assert blocks.Model(*args, dtype, 1e-6).expanded is not None
     for w in (None, sw):
         out = {}
         for fused in (False, True):
@@ -406,7 +406,7 @@ def test_full_quadratic_forms_and_whitening_give_the_numpy_loops_statistics(dtyp
         X = X.astype(dtype)
         X[7, 3] = np.nan
         args = (q.weights, q.means, q.precisions_cholesky, "full")
-        expanded = kernels._Model(*args, dtype, 1e-6).expanded
+        expanded = blocks.Model(*args, dtype, 1e-6).expanded
         assert (expanded.quadratic is None) == (name == "ill"), name
         out, default = {}, full._QUADRATIC_ROUNDING
         for fused, rounding in ((False, default), (True, default), (True, 0.0)):

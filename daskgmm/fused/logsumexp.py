@@ -6,7 +6,7 @@ within one unit in the last place of NumPy's), because the compiled ``exp`` of
 the C library is a scalar call, 5 times slower than this loop, which the
 compiler vectorises; so is each row's ``log`` (:func:`_log`), 2.5 ns a value
 against 7-9 for the C library's. Responsibilities under ``1.5e-304`` are set to
-exactly 0, as in :func:`daskgmm.kernels._normalise_in_place`.
+exactly 0, as in :func:`daskgmm.blocks.normalise_in_place`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 #: 1.5 * 2**52: added to ``x log2(e)``, rounds it to an integer held in the low bits
 _ROUND = 6755399441055744.0
-#: ``log(1.5e-304)``: responsibilities below it are set to 0 (see kernels._FLUSHED)
+#: ``log(1.5e-304)``: responsibilities below it are set to 0 (see blocks._FLUSHED)
 _CUT = math.log(1.5) - 700.0
 #: fdlibm's (e_log.c) coefficients of ``log(1 + f) = f - hfsq + s (hfsq + R(s^2))``
 _LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
