@@ -1,7 +1,7 @@
 """daskgmm: Gaussian mixture models fitted with EM on Dask."""
 
 from ._version import __version__
-from .checkpoint import inspect
+from .models import inspect
 from .errors import (
     CheckpointError,
     CheckpointLockedError,

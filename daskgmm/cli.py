@@ -286,7 +286,7 @@ def _map_model(args, kind: str, apply) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from .checkpoint import inspect
+    from .models import inspect
 
     info = inspect(args.path)
     if args.json:
@@ -532,7 +532,7 @@ def _resume_hint(args) -> str:
         return ""
     if not checkpoint:
         return "; a fit with --checkpoint PATH can be resumed after such a loss"
-    from .checkpoint import inspect
+    from .models import inspect
 
     try:
         info = inspect(checkpoint)

@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import checkpoint as ckpt
+from . import models
 from .covariance import COVARIANCE, COVARIANCE_TYPES
 from .data import Rows, as_rows, check_same_features, should_persist
 from .errors import ConvergenceWarning
@@ -584,7 +584,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         # locally a new sibling path, switched in; at a URL the model itself, replaced only
         # if it is one (zarr's "w" would delete whatever else lies under the path)
-        replace_atomically(path, lambda where: ckpt.write_model(
+        replace_atomically(path, lambda where: models.write_model(
             where, self._params(), self.get_params(), fitted,
             replace=found == "model" and os.fspath(where) == os.fspath(path),
         ))
@@ -641,4 +641,4 @@ def load(path) -> GaussianMixture:
     Reads arrays and JSON attributes only; nothing in the file is executed.
     Raises :class:`~daskgmm.CheckpointError` for a missing, foreign or corrupted group.
     """
-    return GaussianMixture._from_stored(*ckpt.read_model(path))
+    return GaussianMixture._from_stored(*models.read_model(path))

@@ -81,7 +81,7 @@ def test_a_failed_replacement_leaves_the_old_model(fitted, tmp_path, monkeypatch
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(daskgmm.checkpoint, "_write_params", full_disk)
+    monkeypatch.setattr(daskgmm.models, "write_params", full_disk)
     with pytest.raises(OSError, match="No space left"):
         fitted.save(path, overwrite=True)
     monkeypatch.undo()
@@ -153,7 +153,7 @@ def test_cli_predict_and_impute_refuse_to_write_over_their_input(tmp_path, fitte
 
 def _forge(path, **changes):
     """Rewrite a saved model's arrays (with matching checksums) and attributes."""
-    from daskgmm.checkpoint import _digest
+    from daskgmm.store import checksum
 
     root = zarr.open_group(str(path), mode="r+")
     meta = dict(root.attrs["daskgmm"])
@@ -163,7 +163,7 @@ def _forge(path, **changes):
             del root[name]
             arr = root.create_array(name, shape=value.shape, dtype=value.dtype, chunks=value.shape)
             arr[...] = value
-            meta["digests"] = dict(meta["digests"], **{name: _digest(value)})
+            meta["digests"] = dict(meta["digests"], **{name: checksum(value)})
         else:
             meta["fitted"] = dict(meta["fitted"], **{name: value})
     root.attrs["daskgmm"] = meta
