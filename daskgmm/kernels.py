@@ -42,7 +42,7 @@ from .blocks import (
     row_weights,
     sub_block_rows,
 )
-from .missing import has_missing
+from .patterns import has_missing
 from .params import StatsLayout
 from .recovery import WorstRows
 

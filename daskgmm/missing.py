@@ -22,18 +22,16 @@ covariance:
 * ``log det S_oo = log det S + log det P_mm``.
 
 So a row costs one product with ``P`` per component (as a complete row's
-distance does) and a ``|m|``-sized solve. Rows' patterns are found by one
-sort of their packed masks per chunk, and rows grouped by their number of
-missing features: each pattern's ``P_mm`` of every component is inverted once
-per chunk, all patterns at once (a Cholesky vectorised over them). With one
+distance does) and a ``|m|``-sized solve. Rows are grouped by their pattern
+(:mod:`daskgmm.patterns`) and their number of missing features: each
+pattern's ``P_mm`` of every component is inverted once per chunk, all patterns
+at once (a Cholesky vectorised over them). With one
 shared precision (tied) a row needs no per-component work at all: its filled
 row ``y`` is the same under every component up to a term per pattern and
 component (see :meth:`Marginal._shared_terms`). Diagonal covariances (diag,
 spherical) need no factorisation: ``t = 0`` (``E[x_m | x_o] = mu_m``) and the
-conditional covariance is the variances of ``m``. The gaps of a sub-block are
-read and written by flat positions (``np.take``), several times faster than
-indexing by row and column; float32 data keep the per-component products of
-dense types in float32, centred in float64 first. For the compiled kernels of
+conditional covariance is the variances of ``m``. float32 data keep the
+per-component products of dense types in float32, centred in float64 first. For the compiled kernels of
 :mod:`daskgmm.fused` the patterns come in one group instead, padded to the most
 features missing (:meth:`Marginal._padded_group`), found, factorised and summed
 there.
@@ -47,186 +45,18 @@ import numpy as np
 
 from . import fused
 from .covariance.base import Expansion
+from .patterns import (
+    Group,
+    find_patterns,
+    inverse_and_logdet,
+    pattern_codes,
+    pattern_sums,
+    solve_rows,
+)
 
-__all__ = ["Marginal", "has_missing"]
+__all__ = ["Marginal"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def has_missing(block: np.ndarray) -> np.ndarray:
-    """Rows with at least one NaN, (rows,) bool."""
-    return np.isnan(block).any(axis=1)
-
-
-class _Group:
-    """Rows with missing features, and what their marginals need.
-
-    Dense types: rows that miss the same number ``c`` of features; ``pattern``
-    the row of ``patterns`` (n_patterns, c) that each is (the features it misses);
-    per pattern and unit ``P_mm^-1`` (``inv``), and per component and pattern the
-    terms of its log-densities that do not depend on the row (``const``, (K, P)).
-    Diagonal types: any rows. ``rows``: their indices.
-
-    Values at the missing features of a sub-block's rows are (..., c, n): the
-    rows last, so that each NumPy step over them runs along the rows (over
-    (n, c), with ``c`` of 1 to 4, it runs rows of 1 to 4 values, measured 4-5x
-    slower).
-    """
-
-    def __init__(self, rows, n_features=0, pattern=None, patterns=None, inv=None,
-                 const=None, mass=None, shared=None, unit_inv=None, flat=None,
-                 positions=True, sizes=None):
-        self.rows, self.n_features, self.pattern = rows, n_features, pattern
-        self.patterns, self.inv, self.const = patterns, inv, const
-        #: ``flat[j, i] = i * D + patterns[pattern[i], j]``: the missing entries of an
-        #: (n, D) work array as flat positions, (c, n) (np.take and flat stores are
-        #: several times faster than fancy indexing by row and column)
-        if flat is None and pattern is not None and positions:
-            flat = np.take(patterns.T, pattern, axis=1)
-            flat += np.arange(0, len(pattern) * n_features, n_features)
-        self.flat = flat
-        #: responsibility summed per pattern and component, over the sub-blocks
-        self.mass = mass
-        #: one shared precision: h of Marginal._shared_terms, (P, c, K)
-        self.shared = shared
-        #: one shared precision: P_mm^-1 of each row of a sub-block, by columns
-        #: (c, c, n) (see _solve_rows)
-        self.row_inv = None
-        #: the inverses by columns, (c, U, c, P) in the work's dtype (column j of
-        #: every inverse: unit_inv[j]); one shared precision: (c, c, P)
-        self.unit_inv = unit_inv
-        #: compiled kernels' groups: the number of features each pattern misses
-        #: (``patterns`` padded beyond it, see Marginal._padded_group)
-        self.sizes = sizes
-
-    def __getitem__(self, sl: slice) -> _Group:
-        """The group's rows ``sl`` (the per-pattern arrays shared)."""
-        def part(a):
-            return None if a is None else a[sl]
-
-        flat = (None if self.flat is None
-                else self.flat[:, sl] - (sl.start or 0) * self.n_features)
-        return _Group(self.rows[sl], self.n_features, part(self.pattern), self.patterns,
-                      self.inv, self.const, self.mass, self.shared, self.unit_inv, flat)
-
-    def take(self, a: np.ndarray, ws, name: str) -> np.ndarray:
-        """The missing entries of ``a`` (..., n, D) of this sub-block: (..., c, n),
-        in the work array of ``ws`` kept under ``name``."""
-        out = ws(name, a.shape[:-2] + self.flat.shape, a.dtype)
-        return np.take(a.reshape(a.shape[:-2] + (-1,)), self.flat, axis=-1, out=out, mode="clip")
-
-    def row_const(self, ws) -> np.ndarray:
-        """``const`` of this sub-block's rows, (K, n) (a work array)."""
-        n, k = len(self.pattern), self.const.shape[0]
-        return np.take(self.const, self.pattern, axis=1, out=ws("m_const", (k, n)), mode="clip")
-
-    def put(self, a: np.ndarray, values) -> None:
-        """Set the missing entries of ``a`` (..., n, D) of this sub-block to ``values``
-        ((..., c, n) or a scalar)."""
-        if not a.flags.c_contiguous:  # its reshape would be a copy, and the store lost
-            raise ValueError("put needs a C-contiguous work array")
-        a.reshape(a.shape[:-2] + (-1,))[..., self.flat] = values
-
-
-#: Largest block of missing features inverted by the batch-vectorised Cholesky of
-#: :func:`_inverse_and_logdet` (beyond, LAPACK per matrix: fewer Python steps).
-_VECTORISED_SIZE = 6
-
-
-def _inverse_and_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverses and log-determinants of a stack of symmetric positive-definite
-    (c, c) matrices. For small ``c``, a Cholesky factorisation ``L``, ``L^-1`` and
-    ``L^-T L^-1`` written entry by entry, each entry one vector over the whole
-    stack: a few dozen NumPy steps on contiguous vectors instead of a LAPACK call
-    per matrix (thousands of patterns per chunk) or stacked products of tiny
-    matrices (measured 2x slower)."""
-    c = a.shape[-1]
-    if c > _VECTORISED_SIZE:
-        return np.linalg.inv(a), np.linalg.slogdet(a)[1]
-    # entry (i, j) of every matrix: a[i, j], contiguous
-    a = np.ascontiguousarray(np.moveaxis(a, (-2, -1), (0, 1)))
-    low = [[None] * c for _ in range(c)]
-    logdet = 0.0
-    for j in range(c):
-        pivot = a[j, j] - sum(low[j][m] * low[j][m] for m in range(j)) if j else a[j, j]
-        logdet = logdet + np.log(pivot)
-        low[j][j] = np.sqrt(pivot)
-        for i in range(j + 1, c):
-            dot = sum(low[i][m] * low[j][m] for m in range(j)) if j else 0.0
-            low[i][j] = (a[i, j] - dot) / low[j][j]
-    inv_low = [[None] * c for _ in range(c)]  # L^-1, lower triangular
-    for j in range(c):
-        inv_low[j][j] = 1.0 / low[j][j]
-        for i in range(j + 1, c):
-            inv_low[i][j] = -sum(low[i][m] * inv_low[m][j] for m in range(j, i)) / low[i][i]
-    out = np.empty(a.shape, dtype=np.result_type(a.dtype, np.float64))
-    for i in range(c):
-        for j in range(i + 1):
-            out[i, j] = out[j, i] = sum(inv_low[m][i] * inv_low[m][j] for m in range(i, c))
-    return np.moveaxis(out, (0, 1), (-2, -1)), logdet
-
-
-def _solve_rows(columns: np.ndarray, b: np.ndarray, ws, name: str) -> np.ndarray:
-    """``inv_n @ b[..., :, n]`` for small matrices ``inv_n`` given by their
-    columns (``columns[j][..., i, n] = inv_n[i, j]``, each contiguous), the rows
-    last: a sum over the ``c`` columns (fewer NumPy steps than a stacked matmul
-    of tiny matrices, or than the same sum over rows, measured), into work
-    arrays of ``ws`` kept under ``name`` (fresh ones per sub-block serialise
-    threads on page faults)."""
-    shape = np.broadcast_shapes(columns.shape[1:], b.shape)
-    out = np.multiply(columns[0], b[..., :1, :], out=ws(name, shape, columns.dtype))
-    tmp = ws(name + "+", shape, columns.dtype)
-    for j in range(1, b.shape[-2]):
-        out += np.multiply(columns[j], b[..., j : j + 1, :], out=tmp)
-    return out
-
-
-def _find_patterns(codes: np.ndarray):
-    """One row of each pattern, in the order of their keys, the pattern of each
-    row and the rows sorted by their keys (stable): ``(first, ids, order)``."""
-    order = np.argsort(codes, kind="stable")  # a radix sort for keys of 16 bits or less
-    key = codes[order]
-    if key.dtype.kind == "V":  # masks of more than 64 features: compared byte by byte
-        key = key.view(np.uint8).reshape(len(key), -1)
-    new = np.empty(len(key), dtype=bool)
-    new[:1] = True
-    if key.ndim == 1:
-        np.not_equal(key[1:], key[:-1], out=new[1:])
-    else:
-        np.any(key[1:] != key[:-1], axis=1, out=new[1:])
-    ids = np.empty(len(key), dtype=np.intp)
-    ids[order] = np.cumsum(new) - 1
-    return order[new], ids, order
-
-
-def _pattern_sums(values: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
-    """``out[i] += values[:, ids == i].sum(axis=1)``: ``values`` (K, n), ``out``
-    (n_ids, K)."""
-    for k, v in enumerate(values):
-        out[:, k] += np.bincount(ids, weights=v, minlength=len(out))
-
-
-def _pattern_codes(miss: np.ndarray) -> np.ndarray:
-    """One sortable key per row's missing-feature mask: its bits packed into an
-    unsigned integer (up to 64 features; feature ``j`` is bit ``j``), or into bytes
-    compared as one value beyond."""
-    n, d = miss.shape
-    width = -(-d // 8)
-    if d % 8:
-        padded = np.zeros((n, 8 * width), dtype=bool)
-        padded[:, :d] = miss
-        miss = padded
-    # packing the flat mask: much faster than along axis 1, the same bytes
-    packed = np.packbits(np.ascontiguousarray(miss).reshape(-1), bitorder="little")
-    packed = packed.reshape(n, width)
-    if width > 8:
-        return packed.view(np.dtype((np.void, width))).ravel()
-    size = 1 << (width - 1).bit_length()  # 1, 2, 4 or 8 bytes
-    if size != width:
-        codes = np.zeros((n, size), dtype=np.uint8)
-        codes[:, :width] = packed
-        packed = codes
-    return packed.view(f"<u{size}").ravel()
 
 
 class Marginal:
@@ -294,7 +124,7 @@ class Marginal:
     # ------------------------------------------------------------ patterns
 
     def groups(self, block: np.ndarray | None, keep_empty: bool = True, ws=None,
-               compiled: bool = False, found=None) -> list[_Group]:
+               compiled: bool = False, found=None) -> list[Group]:
         """The rows of ``block`` with a NaN: for dense types grouped by their number
         of missing features, with what each pattern needs. Rows with every feature
         missing are left out unless ``keep_empty``; ``n_empty`` counts them, and
@@ -308,7 +138,7 @@ class Marginal:
         sorted by pattern."""
         if found is None:
             miss = np.isnan(block, out=None if ws is None else ws("m_miss", block.shape, bool))
-            first, row_ids, order = _find_patterns(_pattern_codes(miss))
+            first, row_ids, order = find_patterns(pattern_codes(miss))
             masks = miss[first]  # the patterns, in the order of their keys
         else:
             row_ids, codes, order = found
@@ -321,7 +151,7 @@ class Marginal:
         usable = (sizes > 0) & (keep_empty | (sizes < self.n_features))
         row_sizes = sizes[row_ids]
         if self.diagonal:
-            out = [_Group(np.flatnonzero(usable[row_ids]), self.n_features)]
+            out = [Group(np.flatnonzero(usable[row_ids]), self.n_features)]
         elif compiled:
             out = ([self._padded_group(masks, sizes, usable, row_ids, order)] if usable.any()
                    else [])
@@ -339,7 +169,7 @@ class Marginal:
                 # P_mm of every pattern and unit: (n_patterns, U, c, c)
                 sub = np.swapaxes(
                     self.precisions[:, patterns[:, :, None], patterns[:, None, :]], 0, 1)
-                inv, logdet = _inverse_and_logdet(sub)
+                inv, logdet = inverse_and_logdet(sub)
                 # log N(x_o) = offset_k - 1/2 (maha + log det P_mm) + c/2 log 2 pi
                 const = self.offset - 0.5 * logdet + (0.5 * _LOG_2PI) * c  # (P, K) or (P, 1)
                 h = unit_inv = None
@@ -355,12 +185,12 @@ class Marginal:
                                                     dtype=self.dtype)
                 mass = np.zeros((len(patterns), self.n_components))
                 const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
-                out.append(_Group(rows, self.n_features, pattern, patterns, inv, const, mass,
+                out.append(Group(rows, self.n_features, pattern, patterns, inv, const, mass,
                                   h, unit_inv))
         self._groups = out
         return out
 
-    def _padded_group(self, masks, sizes, usable, row_ids, order) -> _Group:
+    def _padded_group(self, masks, sizes, usable, row_ids, order) -> Group:
         """The ``usable`` patterns of :meth:`groups` (``masks``, ``sizes`` per
         pattern) in one group, for the compiled kernels: ``patterns`` (P, c) the
         missing features of each, in order, padded to the most ``c`` missing;
@@ -393,7 +223,7 @@ class Marginal:
             const = const - 0.5 * q
         mass = np.zeros((n_patterns, self.n_components))
         const = np.ascontiguousarray(np.broadcast_to(const, mass.shape).T)
-        return _Group(rows, self.n_features, pattern, patterns, inv, const, mass,
+        return Group(rows, self.n_features, pattern, patterns, inv, const, mass,
                       h if self.shared else None, positions=False, sizes=sizes)
 
     def _shared_terms(self, patterns, inv):
@@ -417,7 +247,7 @@ class Marginal:
         (the responsibilities summing to one)."""
         n, d = resp.shape[1], self.n_features
         beta = np.dot(resp.T, self.mu_precision, out=ws("m_a", (n, d)))
-        eta = _solve_rows(group.row_inv, group.take(beta, ws, "m_am"), ws, "m_u")  # (c, n)
+        eta = solve_rows(group.row_inv, group.take(beta, ws, "m_am"), ws, "m_u")  # (c, n)
         gap = ws("m_gap", (n, d))
         gap.fill(0.0)
         group.put(gap, eta)
@@ -425,7 +255,7 @@ class Marginal:
 
     # ------------------------------------------------------------- per row
 
-    def evaluate(self, x: np.ndarray, group: _Group, ws) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, x: np.ndarray, group: Group, ws) -> tuple[np.ndarray, np.ndarray]:
         """Weighted log-probabilities (K, n) of rows ``x`` (one group's, NaN at their
         missing features) and the work its statistics are taken from: the rows filled
         with their conditional expectations, centred on each mean, (K, n, D) in the
@@ -458,7 +288,7 @@ class Marginal:
         units, c = group.unit_inv.shape[1], len(group.flat)
         inv = np.take(group.unit_inv, group.pattern, axis=3,
                       out=ws("m_inv", (c, units, c, n), self.dtype), mode="clip")
-        t = _solve_rows(inv, gm, ws, "m_t")
+        t = solve_rows(inv, gm, ws, "m_t")
         t *= -1.0  # t = -P_mm^-1 g_m
         maha += np.einsum("kin,kin->kn", t, gm, out=ws("m_maha+", (k, n)))
         group.put(diff, t)
@@ -480,7 +310,7 @@ class Marginal:
                                 out=ws("m_inv", (c, c, n)), mode="clip")
         a = np.dot(y, precision, out=ws("m_a", y.shape))
         a_m = group.take(a, ws, "m_am")
-        u = _solve_rows(group.row_inv, a_m, ws, "m_u")
+        u = solve_rows(group.row_inv, a_m, ws, "m_u")
         np.negative(u, out=u)
         quad = np.einsum("nd,nd->n", y, a, out=ws("m_quad", (n,)))
         quad += np.einsum("cn,cn->n", u, a_m, out=ws("m_quad+", (n,)))
@@ -491,7 +321,7 @@ class Marginal:
         wlp += group.row_const(ws)  # with -q_pk / 2
         return wlp, y
 
-    def accumulate(self, acc, group: _Group, work, resp, lse, ws, weight=None) -> None:
+    def accumulate(self, acc, group: Group, work, resp, lse, ws, weight=None) -> None:
         """Add the expected statistics of one sub-block to ``acc`` (an
         :class:`~daskgmm.blocks.Accumulator` centred on the means): ``work`` and
         ``resp`` from :meth:`evaluate` (responsibilities by now), ``lse`` the rows'
@@ -502,7 +332,7 @@ class Marginal:
         elif not self.diagonal:
             acc.add(work, resp, finite, lse, ws, weight)
         if not self.diagonal:
-            _pattern_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
+            pattern_sums(resp, group.pattern, group.mass)  # resp weighted, 0 if left out
             return
         left_out = acc.weigh(resp, finite, lse, weight)
         if left_out is not None:
@@ -529,7 +359,7 @@ class Marginal:
         acc.Sk -= cross
         acc.Sk -= cross.T
 
-    def expected(self, group: _Group, work, resp, ws) -> np.ndarray:
+    def expected(self, group: Group, work, resp, ws) -> np.ndarray:
         """``sum_k r_nk E[x | x_o, k]`` of one sub-block's rows, (n, D) (only its
         missing entries differ from the rows)."""
         if self.diagonal:

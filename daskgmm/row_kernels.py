@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blocks import Model, Workspace, as_2d, marginal_sub_blocks, normalise_in_place
-from .missing import has_missing
+from .patterns import has_missing
 
 __all__ = [
     "chunk_impute",
