@@ -1,0 +1,7 @@
+"""``python -m daskgmm.cli``: the ``daskgmm`` program."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
