@@ -4,9 +4,10 @@ scikit-learn's methods, made to work on data that stays on the workers:
 
 * ``'kmeans'`` (scikit-learn's default): k-means on a uniform sample of
   rows, then one pass assigning every row to its nearest centre and summing the
-  statistics. On data of at most :func:`client_rows` rows the sample is every
-  row and the k-means is scikit-learn's own (k-means++ seeding, Lloyd). On more
-  rows the sample has :func:`sample_size` rows (2,500 a component, 20,000 to
+  statistics. On data of at most :func:`~daskgmm.sampling.client_rows` rows
+  the sample is every row and the k-means is scikit-learn's own (k-means++
+  seeding, Lloyd). On more rows the sample has
+  :func:`~daskgmm.sampling.sample_size` rows (2,500 a component, 20,000 to
   100,000) and two k-means run on it and the one of lower inertia is kept:
   scikit-learn's, and one seeded by k-means|| over the sample, which finds many
   clusters of unequal sizes where a single k-means++ seeding often merges two.
@@ -43,8 +44,9 @@ from .kmeans_parallel import (
     recluster,
 )
 from .params import GMMParams, SufficientStatistics, params_from_statistics
-from .passes import compute, finite_rows, pass_statistics_many, single_threaded, take_rows
+from .passes import compute, finite_rows, pass_statistics_many, single_threaded
 from .recovery import Recovery, warn_recovered
+from .sampling import client_rows, client_sample
 
 __all__ = [
     "INIT_METHODS",
@@ -52,66 +54,11 @@ __all__ = [
     "initial_parameters_given",
     "initial_parameters_grid",
     "initial_parameters_many",
-    "client_rows",
-    "sample_rows",
 ]
 
 logger = logging.getLogger(__name__)
 
 INIT_METHODS = ("k-means||", "kmeans", "k-means++", "random", "random_from_data")
-
-#: Data of at most this many rows start as in scikit-learn: its KMeans on every row ...
-EXACT_ROWS = 100_000
-#: ... and on more the client's k-means run on a uniform sample of this many rows a
-#: component, at least :data:`SAMPLE_MIN_ROWS` and at most :data:`EXACT_ROWS`: EM over
-#: every row refines the centres, and on 1,000,000 x 16, k=8 fits from a 20,000-row
-#: sample took the EM iterations of fits from 100,000 rows, to within 4e-4 per
-#: sample of their lower bound, in two thirds of the time.
-SAMPLE_ROWS_PER_COMPONENT = 2_500
-SAMPLE_MIN_ROWS = 20_000
-#: The client's rows take at most this many bytes as float64 (wide rows, more than
-#: 167 features, get fewer; without this bound a sample of 100,000 rows of 10,000
-#: features would take 8 GB of the client's memory).
-SAMPLE_BYTES = 128 << 20
-
-
-def client_rows(X) -> int:
-    """The most rows the client's k-means look at: every row of ``X`` where it has at
-    most this many (scikit-learn's start), a sample of at most this many where more."""
-    return int(min(EXACT_ROWS, max(1, SAMPLE_BYTES // (8 * max(1, X.shape[1])))))
-
-
-def sample_size(X, n_components: int) -> int:
-    """The rows of the client's k-means of ``n_components`` on ``X``."""
-    top = client_rows(X)
-    if X.shape[0] <= top:
-        return int(X.shape[0])
-    return int(min(top, max(SAMPLE_MIN_ROWS, SAMPLE_ROWS_PER_COMPONENT * n_components)))
-
-
-def sample_rows(X: da.Array, size: int, random_state: np.random.RandomState,
-                sample_weight: da.Array | None = None):
-    """A uniform sample of ``size`` rows in the order of ``X`` (all rows if there are
-    fewer), their sample weights (None without), and each row's rank in the draw.
-
-    One draw of ``random_state`` seeds a generator that draws the rows in a
-    random order; the sample is the first ``size`` of them, so that samples of
-    fewer rows from the same state are subsets of it: the rows of rank below
-    ``m`` (the grid of :func:`initial_parameters_grid` draws once for all its
-    models). ``RandomState.choice(n, replace=False)`` would permute all ``n``
-    indices, 8 bytes a row of the client's memory and 0.04 s for 1,000,000 rows;
-    ``Generator.choice`` takes time and memory in proportion to what it draws.
-    """
-    n = X.shape[0]
-    parts = [X] if sample_weight is None else [X, sample_weight]
-    rank = np.arange(n)
-    if n > size:
-        draw = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-        order = draw.choice(n, size=min(n, max(size, client_rows(X))), replace=False)[:size]
-        rank = np.argsort(order, kind="stable")
-        parts = [take_rows(a, order[rank]) for a in parts]
-    got = [np.asarray(a) for a in compute(*parts)]
-    return got[0], (None if sample_weight is None else got[1].ravel()), rank
 
 
 def _total_weight(X: da.Array, sample_weight: da.Array | None) -> float:
@@ -165,7 +112,7 @@ def initial_parameters_many(
     others each from its own generator seeded from it. 'kmeans' draws one sample
     and runs its k-means one after another from ``random_state``, then one pass
     gives every assignment's statistics: two passes for any ``count``, and the
-    first is the one drawn alone (on at most :func:`client_rows` rows each is
+    first is the one drawn alone (on at most :func:`~daskgmm.sampling.client_rows` rows each is
     the one of scikit-learn's loop). The other methods draw them one after
     another from ``random_state``, as scikit-learn's loop does (a pass or less
     each).
@@ -244,7 +191,7 @@ def initial_parameters_grid(
             kernel, extra = kernels.chunk_random_statistics, (row_seed,)
         else:
             ks = [k for k, _ in models]
-            samples = _sample(X, k_max, rs, missing, sample_weight, fewer=ks)[1:]
+            samples = client_sample(X, k_max, rs, missing, sample_weight, fewer=ks)[1:]
             reached, starts = rs.get_state(), []
             for k, (rows, w) in zip(ks, samples):
                 km_state = np.random.RandomState()
@@ -312,40 +259,11 @@ def initial_parameters_given(
     return [with_given(p) for p in drawn]
 
 
-def _sample(X, n_components, random_state, missing, sample_weight, fewer=()):
-    """The rows (and weights) that 'kmeans' and 'k-means++' cluster on the client.
-    ``fewer``: numbers of components whose samples (subsets of this one, see
-    :func:`sample_rows`) are also wanted; then a list of ``(rows, weights)`` is
-    returned, for ``n_components`` and then each of them."""
-    size = sample_size(X, n_components)
-    rows, w, rank = sample_rows(X, size, random_state, sample_weight)
-    w = np.ones(len(rows)) if w is None else w
-    found = []
-    for k in (n_components, *fewer):
-        keep = rank < sample_size(X, k)
-        part = (rows, w) if keep.all() else (rows[keep], w[keep])
-        got, got_w = finite_rows(part[0], missing, part[1])
-        if len(got) < k:
-            kind = "with an observed feature" if missing == "marginalize" else "without NaN"
-            of = ""
-            if X.shape[0] > size:
-                bound = (f"rows of {X.shape[1]} features: at most {SAMPLE_BYTES >> 20} MiB"
-                         if client_rows(X) < EXACT_ROWS else
-                         f"{SAMPLE_ROWS_PER_COMPONENT:,} rows a component")
-                of = f" of {sample_size(X, k)} ({bound})"
-            raise ValueError(
-                f"X has {len(got)} rows {kind} in a sample{of}, fewer than "
-                f"n_components={k}; init_params='k-means||' looks at every row"
-            )
-        found.append((got, None if sample_weight is None else got_w))
-    return found if fewer else found[0]
-
-
 def _kmeans_starts(X, count, n_components, covariance_type, random_state, reg_covar, eps,
                    missing, sample_weight, recovery) -> list[GMMParams]:
     """``count`` starts of 'kmeans': one sample, the k-means one after another from
     ``random_state``, then one pass for the statistics of every assignment."""
-    rows, w = _sample(X, n_components, random_state, missing, sample_weight)
+    rows, w = client_sample(X, n_components, random_state, missing, sample_weight)
     sampled = X.shape[0] > client_rows(X)
     centers = [_kmeans_centers(rows, w, n_components, random_state, sampled)
                for _ in range(count)]
@@ -385,7 +303,7 @@ def _random_start(X, n_components, random_state, missing, sample_weight):
     (head,) = compute(X[: min(X.shape[0], 1024)])  # a row to centre the statistics on
     centre = finite_rows(np.asarray(head), missing)[:1]
     if not len(centre):
-        centre = _sample(X, n_components, random_state, missing, sample_weight)[0][:1]
+        centre = client_sample(X, n_components, random_state, missing, sample_weight)[0][:1]
     centers = np.repeat(np.asarray(centre, dtype=np.float64), n_components, axis=0)
     return centers, int(random_state.randint(np.iinfo(np.int32).max))
 
@@ -422,7 +340,7 @@ def initial_parameters(
                                     missing=missing, sample_weight=sample_weight)[0]
 
     def sample():
-        return _sample(X, n_components, random_state, missing, sample_weight)
+        return client_sample(X, n_components, random_state, missing, sample_weight)
 
     n = X.shape[0]
     if method == "k-means||":

@@ -112,15 +112,16 @@ def test_several_kmeans_initialisations_read_the_data_twice_in_all(n_rows):
 
 def test_the_client_sample_of_wide_rows_is_bounded_in_bytes(monkeypatch):
     import daskgmm.init as init
+    import daskgmm.sampling as sampling
 
-    assert init.client_rows(np.empty((0, 16))) == 100_000
-    assert init.client_rows(np.empty((0, 10_000))) == (128 << 20) // 80_000  # 1,677 rows
-    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 8) == 20_000  # 2,500 a component
-    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 30) == 75_000
-    assert init.sample_size(np.broadcast_to(0.0, (10**6, 16)), 60) == 100_000
-    assert init.sample_size(np.broadcast_to(0.0, (10**6, 10_000)), 8) == 1_677
-    assert init.sample_size(np.broadcast_to(0.0, (90_000, 16)), 8) == 90_000  # every row
-    monkeypatch.setattr(init, "SAMPLE_BYTES", 8 * 4 * 1000)  # 1,000 rows of 4 features
+    assert sampling.client_rows(np.empty((0, 16))) == 100_000
+    assert sampling.client_rows(np.empty((0, 10_000))) == (128 << 20) // 80_000  # 1,677 rows
+    assert sampling.sample_size(np.broadcast_to(0.0, (10**6, 16)), 8) == 20_000  # 2,500 a component
+    assert sampling.sample_size(np.broadcast_to(0.0, (10**6, 16)), 30) == 75_000
+    assert sampling.sample_size(np.broadcast_to(0.0, (10**6, 16)), 60) == 100_000
+    assert sampling.sample_size(np.broadcast_to(0.0, (10**6, 10_000)), 8) == 1_677
+    assert sampling.sample_size(np.broadcast_to(0.0, (90_000, 16)), 8) == 90_000  # every row
+    monkeypatch.setattr(sampling, "SAMPLE_BYTES", 8 * 4 * 1000)  # 1,000 rows of 4 features
     seen = []
     centers = init._kmeans_centers
 
@@ -134,7 +135,7 @@ def test_the_client_sample_of_wide_rows_is_bounded_in_bytes(monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         GaussianMixture(3, random_state=0, max_iter=2).fit(X)
     assert seen == [(1000, True)]
-    monkeypatch.setattr(init, "SAMPLE_BYTES", 8 * 4 * 2)
+    monkeypatch.setattr(sampling, "SAMPLE_BYTES", 8 * 4 * 2)
     with pytest.raises(ValueError, match=r"2 rows without NaN in a sample of 2 \(rows of 4 "
                                          r"features: at most 0 MiB\), fewer than n_components=3"):
         GaussianMixture(3, random_state=0).fit(X)

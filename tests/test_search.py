@@ -107,10 +107,11 @@ def test_sampled_kmeans_starts_of_a_search_are_each_models_own(X, monkeypatch):
     search draws once, and each model's sample (a subset of the largest) is the
     one that it draws alone."""
     import daskgmm.init as init
+    import daskgmm.sampling as sampling
 
-    monkeypatch.setattr(init, "EXACT_ROWS", 1000)
-    monkeypatch.setattr(init, "SAMPLE_MIN_ROWS", 400)
-    monkeypatch.setattr(init, "SAMPLE_ROWS_PER_COMPONENT", 250)
+    monkeypatch.setattr(sampling, "EXACT_ROWS", 1000)
+    monkeypatch.setattr(sampling, "SAMPLE_MIN_ROWS", 400)
+    monkeypatch.setattr(sampling, "SAMPLE_ROWS_PER_COMPONENT", 250)
     seen = []
     centers = init._kmeans_centers
 
