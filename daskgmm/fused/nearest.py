@@ -35,15 +35,25 @@ def nearest(X, coef_t, centers, label, d2, diff):
             f[i, d] = 1.0
         np.dot(f, coef_t, r)
         for i in range(nb):
-            best, low = 0, r[i, 0]
-            if low == low:
-                for c in range(1, count):
-                    v = r[i, c]
-                    if v < low:
-                        best, low = c, v
-                    elif v != v:  # NaN: NumPy's argmin takes the first
-                        best = c
-                        break
+            # branch-free (selects, not jumps that the data mispredict); a row with a
+            # NaN or an infinity takes the exact rule below
+            best, low, check = 0, r[i, 0], r[i, 0] - r[i, 0]
+            for c in range(1, count):
+                v = r[i, c]
+                check += v - v
+                take = v < low
+                best = c if take else best
+                low = v if take else low
+            if check != 0.0:
+                best, low = 0, r[i, 0]
+                if low == low:
+                    for c in range(1, count):
+                        v = r[i, c]
+                        if v < low:
+                            best, low = c, v
+                        elif v != v:  # NaN: NumPy's argmin takes the first
+                            best = c
+                            break
             label[start + i] = best
             s = 0.0
             for j in range(d):
