@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from numbers import Integral, Real
@@ -24,8 +23,7 @@ from .init import INIT_METHODS
 from .params import GMMParams, information_criteria
 from .passes import MISSING, map_rows, split_scores
 from .progress import verbose_hooks
-from .safety import check_output, replace_atomically
-from .validation import check_initial_parameters
+from .validation import check_initial_parameters, missing_of_dropna
 from .weights import as_sample_weights, split_dataset_weights
 
 __all__ = ["GaussianMixture", "load"]
@@ -336,7 +334,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                           stacklevel=4)
         if self.missing != "auto":
             raise ValueError("Pass missing or its deprecated alias dropna, not both.")
-        return "auto" if self.dropna == "auto" else ("drop" if self.dropna else "raise")
+        return missing_of_dropna(self.dropna)
 
     def _missing(self, rows: Rows, warn: bool = False) -> str:
         """What rows with NaN are for this input (see ``missing``)."""
@@ -570,47 +568,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         old one removed); anything else there is refused (:class:`UnsafePathError`).
         """
         check_is_fitted(self)
-        found = check_output(path, parameter="save path", replaceable=("model",),
-                             overwrite=overwrite, how="pass overwrite=True")
-        fitted = {
-            "n_features_in_": int(self.n_features_in_),
-            "converged_": bool(self.converged_),
-            "n_iter_": int(self.n_iter_),
-            "lower_bounds_": [float(b) for b in self.lower_bounds_],
-            "recoveries_": [dict(e) for e in getattr(self, "recoveries_", [])],
-            "dtype": str(self.means_.dtype),
-        }
-        if hasattr(self, "feature_names_in_"):  # checked again when the model is used
-            fitted["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
-        # locally a new sibling path, switched in; at a URL the model itself, replaced only
-        # if it is one (zarr's "w" would delete whatever else lies under the path)
-        replace_atomically(path, lambda where: models.write_model(
-            where, self._params(), self.get_params(), fitted,
-            replace=found == "model" and os.fspath(where) == os.fspath(path),
-        ))
+        models.save_model(path, self._params(), self.get_params(), models.fitted_attributes(self),
+                          overwrite=overwrite)
 
     @classmethod
     def _from_stored(cls, params: GMMParams, est_params: dict, fitted: dict) -> "GaussianMixture":
-        simple = {
-            k: v for k, v in est_params.items()
-            if k in cls._parameter_constraints and not isinstance(v, dict)
-            and v != "RandomState instance"
-        }
-        if "missing" not in simple and simple.get("dropna", "deprecated") != "deprecated":
-            dropna = simple.pop("dropna")  # a model saved before missing= replaced it
-            simple["missing"] = "auto" if dropna == "auto" else ("drop" if dropna else "raise")
-        # a model from elsewhere must not name a path that a later fit would write to
-        simple.update(checkpoint=None, checkpoint_overwrite=False)
-        gm = cls(**simple)
+        gm = cls(**models.estimator_params(est_params, cls._parameter_constraints,
+                                           missing_of_dropna))
         gm._set_params_attributes(params, np.dtype(fitted.get("dtype", "float64")))
-        gm.n_features_in_ = params.n_features
-        if fitted.get("feature_names_in_") is not None:
-            gm.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-        gm.converged_ = bool(fitted.get("converged_", False))
-        gm.n_iter_ = int(fitted.get("n_iter_", 0))
-        gm.lower_bounds_ = list(fitted.get("lower_bounds_", []))
-        gm.lower_bound_ = gm.lower_bounds_[-1] if gm.lower_bounds_ else -math.inf
-        gm.recoveries_ = list(fitted.get("recoveries_", []))
+        models.restore_fitted(gm, fitted)
         return gm
 
     def sample(self, n_samples=1):

@@ -4,12 +4,17 @@ checkpoints (:func:`inspect`)."""
 
 from __future__ import annotations
 
+import math
+import os
+
+import numpy as np
 import zarr
 
 from ._version import __version__
 from .checkpoint import Checkpoint
 from .errors import CheckpointError
 from .params import GMMParams
+from .safety import check_output, replace_atomically
 from .store import (
     FORMAT,
     PARAM_ARRAYS,
@@ -22,7 +27,74 @@ from .store import (
     write_params,
 )
 
-__all__ = ["inspect", "read_model", "write_model"]
+__all__ = [
+    "estimator_params",
+    "fitted_attributes",
+    "inspect",
+    "read_model",
+    "restore_fitted",
+    "save_model",
+    "write_model",
+]
+
+def fitted_attributes(estimator) -> dict:
+    """The fitted attributes of ``estimator`` to store with its parameters (JSON)."""
+    fitted = {
+        "n_features_in_": int(estimator.n_features_in_),
+        "converged_": bool(estimator.converged_),
+        "n_iter_": int(estimator.n_iter_),
+        "lower_bounds_": [float(b) for b in estimator.lower_bounds_],
+        "recoveries_": [dict(e) for e in getattr(estimator, "recoveries_", [])],
+        "dtype": str(estimator.means_.dtype),
+    }
+    if hasattr(estimator, "feature_names_in_"):  # checked again when the model is used
+        fitted["feature_names_in_"] = [str(n) for n in estimator.feature_names_in_]
+    return fitted
+
+
+def save_model(path, params: GMMParams, estimator_params: dict, fitted: dict,
+               overwrite: bool = False) -> None:
+    """Write a fitted model to ``path``, which must be new or an empty folder; a
+    daskgmm model there is replaced with ``overwrite`` (written beside it,
+    switched in, and only then the old one removed); anything else there is
+    refused (:class:`~daskgmm.UnsafePathError`)."""
+    found = check_output(path, parameter="save path", replaceable=("model",),
+                         overwrite=overwrite, how="pass overwrite=True")
+    # locally a new sibling path, switched in; at a URL the model itself, replaced only
+    # if it is one (zarr's "w" would delete whatever else lies under the path)
+    replace_atomically(path, lambda where: write_model(
+        where, params, estimator_params, fitted,
+        replace=found == "model" and os.fspath(where) == os.fspath(path),
+    ))
+
+
+def estimator_params(stored: dict, names, missing_of_dropna) -> dict:
+    """The estimator parameters among ``names`` to rebuild a stored model with:
+    those given as plain values (not a random state, not a dict), ``dropna`` of a
+    model saved before ``missing`` replaced it translated by ``missing_of_dropna``,
+    and no checkpoint (a model from elsewhere must not name a path that a later
+    fit would write to)."""
+    simple = {
+        k: v for k, v in stored.items()
+        if k in names and not isinstance(v, dict) and v != "RandomState instance"
+    }
+    if "missing" not in simple and simple.get("dropna", "deprecated") != "deprecated":
+        simple["missing"] = missing_of_dropna(simple.pop("dropna"))
+    simple.update(checkpoint=None, checkpoint_overwrite=False)
+    return simple
+
+
+def restore_fitted(estimator, fitted: dict) -> None:
+    """Set the fitted attributes other than the parameter arrays on ``estimator``
+    from the stored ``fitted`` (see :func:`read_model`)."""
+    estimator.n_features_in_ = int(estimator.means_.shape[1])
+    if fitted.get("feature_names_in_") is not None:
+        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    estimator.converged_ = bool(fitted.get("converged_", False))
+    estimator.n_iter_ = int(fitted.get("n_iter_", 0))
+    estimator.lower_bounds_ = list(fitted.get("lower_bounds_", []))
+    estimator.lower_bound_ = estimator.lower_bounds_[-1] if estimator.lower_bounds_ else -math.inf
+    estimator.recoveries_ = list(fitted.get("recoveries_", []))
 
 
 def write_model(path, params: GMMParams, estimator_params: dict, fitted: dict,

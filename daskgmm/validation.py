@@ -6,7 +6,12 @@ import numpy as np
 
 from .covariance import COVARIANCE
 
-__all__ = ["check_initial_parameters"]
+__all__ = ["check_initial_parameters", "missing_of_dropna"]
+
+
+def missing_of_dropna(dropna) -> str:
+    """The ``missing`` that the deprecated ``dropna`` stands for."""
+    return "auto" if dropna == "auto" else ("drop" if dropna else "raise")
 
 
 def _as_float_array(value, name, parameter, shape):
