@@ -23,7 +23,7 @@ from ._version import __version__
 from .acceleration import MAX_STEP, STAGES, Acceleration
 from .errors import CheckpointError, CheckpointLockedError, CheckpointMismatchError
 from .params import EMResult
-from .passes import DIGEST_SIZE
+from .reads import DIGEST_SIZE
 from .store import (
     FORMAT,
     PARAM_ARRAYS,
@@ -58,7 +58,7 @@ class FitState:
     is the random state after the last draw. A finished fit (``status ==
     "done"``) names its ``best`` run. ``chunk_digests``: the SHA-256 of every
     row chunk of the data, (n_chunks, 32) uint8, once a pass has read them
-    (:class:`daskgmm.passes.ContentCheck`).
+    (:class:`daskgmm.reads.ContentCheck`).
     """
 
     runs: list[EMResult]

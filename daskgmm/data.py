@@ -22,7 +22,7 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from .passes import compute
+from .reads import compute
 
 __all__ = [
     "Rows",

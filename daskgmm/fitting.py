@@ -30,7 +30,8 @@ from .em import IterationInfo, run_em
 from .errors import DaskGMMWarning
 from .init import initial_parameters_given, initial_parameters_grid
 from .params import EMResult, GMMParams
-from .passes import ContentCheck, split_scores
+from .passes import split_scores
+from .reads import ContentCheck
 from .recovery import Recovery
 from .safety import check_apart, check_output, what_is_at, writer_lock
 

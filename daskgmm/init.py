@@ -44,7 +44,8 @@ from .kmeans_parallel import (
     recluster,
 )
 from .params import GMMParams, SufficientStatistics, params_from_statistics
-from .passes import compute, finite_rows, pass_statistics_many, single_threaded
+from .passes import finite_rows, pass_statistics_many
+from .reads import compute, single_threaded
 from .recovery import Recovery, warn_recovered
 from .sampling import client_rows, client_sample
 

@@ -19,15 +19,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from . import kmeans
-from .passes import (
-    compute,
-    finite_rows,
-    kernel_options,
-    pass_statistics_many,
-    per_call,
-    reduce_chunks,
-    single_threaded,
-)
+from .passes import finite_rows, kernel_options, pass_statistics_many, per_call, reduce_chunks
+from .reads import compute, single_threaded
 
 __all__ = [
     "KMeansParallelResult",

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 
-from .passes import compute, finite_rows, take_rows
+from .passes import finite_rows, take_rows
+from .reads import compute
 
 __all__ = [
     "EXACT_ROWS",

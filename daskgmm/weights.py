@@ -21,7 +21,7 @@ import numpy as np
 
 from .data import Rows, open_zarr_array
 from .kernels import row_uniforms
-from .passes import compute
+from .reads import compute
 
 __all__ = ["HELD_OUT_SEED", "SampleWeights", "as_sample_weights", "held_out_rows",
            "split_dataset_weights"]

@@ -264,7 +264,7 @@ def test_the_chunk_digests_cost_no_read_of_their_own(tmp_path):
         str(tmp_path / "c.zarr"),
         identity=zarr.open_group(str(tmp_path / "c.zarr"), mode="r").attrs["daskgmm"]["identity"],
     ).load()
-    from daskgmm.passes import chunk_digest
+    from daskgmm.reads import chunk_digest
 
     expected = np.concatenate([chunk_digest(X[i:i + 500]) for i in range(0, 4000, 500)])
     np.testing.assert_array_equal(state.chunk_digests, expected)

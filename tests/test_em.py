@@ -207,7 +207,7 @@ def test_passes_run_their_tasks_with_one_blas_thread_and_restore_the_limit():
     import dask
     from threadpoolctl import threadpool_info
 
-    from daskgmm import passes
+    from daskgmm import reads
 
     def blas_threads():
         return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
@@ -216,7 +216,7 @@ def test_passes_run_their_tasks_with_one_blas_thread_and_restore_the_limit():
     probe = da.ones((10, 2), chunks=5).map_blocks(
         lambda b: np.array([[blas_threads()]]), chunks=(1, 1), dtype=int)
     with dask.config.set(scheduler="threads"):
-        (inside,) = passes.compute(probe)
-        (again,) = passes.compute(probe)
+        (inside,) = reads.compute(probe)
+        (again,) = reads.compute(probe)
     assert inside.ravel().tolist() == again.ravel().tolist() == [1, 1]
     assert blas_threads() == before
