@@ -573,8 +573,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     @classmethod
     def _from_stored(cls, params: GMMParams, est_params: dict, fitted: dict) -> "GaussianMixture":
-        gm = cls(**models.estimator_params(est_params, cls._parameter_constraints,
-                                           missing_of_dropna))
+        gm = cls(**models.estimator_params(est_params, cls._parameter_constraints))
         gm._set_params_attributes(params, np.dtype(fitted.get("dtype", "float64")))
         models.restore_fitted(gm, fitted)
         return gm

@@ -1,6 +1,7 @@
-"""Fitted models as Zarr groups (see :mod:`daskgmm.store`): written, read back
-(a finished checkpoint reads as the model it produced), and summarised with
-checkpoints (:func:`inspect`)."""
+"""Fitted models as Zarr groups (see :mod:`daskgmm.store`): saved where that is
+safe (:func:`save_model`), read back (a finished checkpoint reads as the model
+it produced) and restored onto an estimator, and summarised with checkpoints
+(:func:`inspect`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .store import (
     read_params,
     write_params,
 )
+from .validation import missing_of_dropna
 
 __all__ = [
     "estimator_params",
@@ -36,6 +38,7 @@ __all__ = [
     "save_model",
     "write_model",
 ]
+
 
 def fitted_attributes(estimator) -> dict:
     """The fitted attributes of ``estimator`` to store with its parameters (JSON)."""
@@ -68,11 +71,11 @@ def save_model(path, params: GMMParams, estimator_params: dict, fitted: dict,
     ))
 
 
-def estimator_params(stored: dict, names, missing_of_dropna) -> dict:
+def estimator_params(stored: dict, names) -> dict:
     """The estimator parameters among ``names`` to rebuild a stored model with:
-    those given as plain values (not a random state, not a dict), ``dropna`` of a
-    model saved before ``missing`` replaced it translated by ``missing_of_dropna``,
-    and no checkpoint (a model from elsewhere must not name a path that a later
+    those given as plain values (not a random state, not a dict), the ``dropna``
+    of a model saved before ``missing`` replaced it as its ``missing``, and no
+    checkpoint (a model from elsewhere must not name a path that a later
     fit would write to)."""
     simple = {
         k: v for k, v in stored.items()
