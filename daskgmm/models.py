@@ -14,7 +14,7 @@ import zarr
 from ._version import __version__
 from .checkpoint import Checkpoint
 from .errors import CheckpointError
-from .params import GMMParams
+from .params import EMResult, GMMParams
 from .safety import check_output, replace_atomically
 from .store import (
     FORMAT,
@@ -32,6 +32,7 @@ from .validation import missing_of_dropna
 __all__ = [
     "estimator_params",
     "fitted_attributes",
+    "run_attributes",
     "inspect",
     "read_model",
     "restore_fitted",
@@ -53,6 +54,18 @@ def fitted_attributes(estimator) -> dict:
     if hasattr(estimator, "feature_names_in_"):  # checked again when the model is used
         fitted["feature_names_in_"] = [str(n) for n in estimator.feature_names_in_]
     return fitted
+
+
+def run_attributes(run: EMResult, dtype) -> dict:
+    """The fitted attributes of the model that the EM ``run`` gives, on data of
+    ``dtype``: a finished checkpoint's best run, or a search's."""
+    return {
+        "converged_": run.converged,
+        "n_iter_": run.n_iter,
+        "lower_bounds_": list(run.lower_bounds),
+        "recoveries_": [dict(e) for e in run.recoveries],
+        "dtype": str(dtype),
+    }
 
 
 def save_model(path, params: GMMParams, estimator_params: dict, fitted: dict,
@@ -89,7 +102,8 @@ def estimator_params(stored: dict, names) -> dict:
 
 def restore_fitted(estimator, fitted: dict) -> None:
     """Set the fitted attributes other than the parameter arrays on ``estimator``
-    from the stored ``fitted`` (see :func:`read_model`)."""
+    (whose parameter arrays are set) from the stored ``fitted`` (see
+    :func:`read_model`)."""
     estimator.n_features_in_ = int(estimator.means_.shape[1])
     if fitted.get("feature_names_in_") is not None:
         estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
@@ -133,13 +147,7 @@ def read_model(path) -> tuple[GMMParams, dict, dict]:
         if state is None or state.status != "done":
             raise CheckpointError(f"the checkpoint at {path!s} is of a fit that has not finished")
         best = state.runs[state.best]
-        fitted = {
-            "lower_bounds_": best.lower_bounds,
-            "n_iter_": best.n_iter,
-            "converged_": best.converged,
-            "recoveries_": [dict(e) for e in best.recoveries],
-            "dtype": meta["identity"]["data"]["dtype"],
-        }
+        fitted = run_attributes(best, meta["identity"]["data"]["dtype"])
         return best.params, meta["identity"]["params"], fitted
     if meta["kind"] != "model":
         raise CheckpointError(f"{path!s} holds an unknown daskgmm object {meta['kind']!r}")

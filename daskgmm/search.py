@@ -29,6 +29,7 @@ from .data import should_persist
 from .errors import ConvergenceWarning
 from .estimator import GaussianMixture
 from .fitting import FitData, FitHooks, best_run, checkpoint_for, fit_search
+from .models import run_attributes
 from .params import information_criteria
 from .progress import search_progress
 from .weights import as_sample_weights, held_out_rows, split_dataset_weights
@@ -365,10 +366,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         k, t = models[self.best_index_ // self.n_init]
         self.best_params_ = {"n_components": k, "covariance_type": t}
         params = self._model_params(k, t) | {"random_state": self.random_state}
-        fitted = {"converged_": best.converged, "n_iter_": best.n_iter,
-                  "lower_bounds_": list(best.lower_bounds),
-                  "recoveries_": [dict(e) for e in best.recoveries], "dtype": str(dtype)}
-        gm = GaussianMixture._from_stored(best.params, params, fitted)
+        gm = GaussianMixture._from_stored(best.params, params, run_attributes(best, dtype))
         gm.random_state = self.random_state  # (not stored: it may be a generator)
         if hasattr(self, "feature_names_in_"):
             gm.feature_names_in_ = self.feature_names_in_
