@@ -1,6 +1,16 @@
-"""Warnings and exceptions of daskgmm, in one place."""
+"""Warnings and exceptions of daskgmm, in one place.
 
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+``ConvergenceWarning`` and ``NotFittedError`` are scikit-learn's own (so that
+code written for scikit-learn catches them), imported from it on first use:
+the command line's parsing does not pay for importing scikit-learn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 __all__ = [
     "CheckpointError",
@@ -47,3 +57,13 @@ class CheckpointLockedError(CheckpointError):
 
 class ClusterError(RuntimeError):
     """The cluster cannot start: e.g. the batch system refused the worker jobs."""
+
+
+def __getattr__(name: str):
+    if name in ("ConvergenceWarning", "NotFittedError"):
+        from sklearn import exceptions
+
+        value = getattr(exceptions, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

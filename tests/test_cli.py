@@ -100,6 +100,19 @@ def test_help_everywhere(command):
     assert "usage: daskgmm" in done.stdout
 
 
+def test_the_package_and_the_command_line_import_the_heavy_libraries_only_when_used():
+    """``import daskgmm`` and the parser (``--help``, option errors) leave out
+    scikit-learn, Dask, Zarr and the compiled kernels: they are imported on first use."""
+    heavy = ["sklearn", "dask", "distributed", "zarr", "xarray", "numba", "scipy"]
+    check = (
+        "import sys, daskgmm, daskgmm.cli; daskgmm.cli.build_parser(); "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_demo_runs_on_threads():
     done = run("demo", "--cluster", "threads", "--n-samples", "20000")
     assert "adjusted Rand index against the true components: 1.0000" in done.stdout
