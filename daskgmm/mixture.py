@@ -184,7 +184,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
                                             None if weights is None else weights.array,
                                             self._missing(rows))[0]
         if count == 0:
-            raise ValueError("X has no row without NaN or infinity (or of non-zero weight) to score.")
+            raise ValueError(
+                "X has no row without NaN or infinity (or of non-zero weight) to score."
+            )
         return float(total) / float(count), float(count)
 
     def score(self, X, y=None, sample_weight=None):
@@ -193,7 +195,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
         return self._score_and_count(X, sample_weight)[0]
 
     def _n_parameters(self) -> int:
-        return COVARIANCE[self.covariance_type].n_parameters(self.n_components, self.means_.shape[1])
+        cov = COVARIANCE[self.covariance_type]
+        return cov.n_parameters(self.n_components, self.means_.shape[1])
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion of the model on X (lower is better).
@@ -223,8 +226,6 @@ class BaseMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         models.save_model(path, self._params(), self.get_params(), models.fitted_attributes(self),
                           overwrite=overwrite)
-
-
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (as scikit-learn: uses ``random_state``).
