@@ -66,7 +66,7 @@ class _FullExpansion(Expansion):
     #: The compiled kernel's sub-block: 153 x 192 float64 features (235 KB) and their
     #: products stay in a 512 KiB L2. On 250,000 x 16, K=8, against 256 rows (paired, five
     #: rounds, on a Zen 3 CPU): 0.91x (float64) and 0.93x (float32) the time on one
-    #: thread, 0.90x and 0.93x on two; 128 rows 0.92-0.95x, 64 rows 1.02x.
+    #: thread, 0.90x and 0.93x on two; 128 rows 0.90-0.95x, 64 rows 1.02x.
     fused_rows = 192
 
     def __init__(self, shift, delta, stacked, offset, quadratic=None):
