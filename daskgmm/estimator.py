@@ -340,11 +340,7 @@ class GaussianMixture(BaseMixture):
                 stacklevel=3,
             )
         self._set_params_attributes(best.params, data.dtype)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.lower_bounds)
-        self.recoveries_ = [dict(e) for e in best.recoveries]
+        models.restore_fitted(self, models.run_attributes(best, data.dtype))
         return rows
 
     def fit(self, X, y=None, sample_weight=None):

@@ -102,8 +102,8 @@ def estimator_params(stored: dict, names) -> dict:
 
 def restore_fitted(estimator, fitted: dict) -> None:
     """Set the fitted attributes other than the parameter arrays on ``estimator``
-    (whose parameter arrays are set) from the stored ``fitted`` (see
-    :func:`read_model`)."""
+    (whose parameter arrays are set) from ``fitted``: stored (see
+    :func:`read_model`), or of the run a fit keeps (:func:`run_attributes`)."""
     estimator.n_features_in_ = int(estimator.means_.shape[1])
     if fitted.get("feature_names_in_") is not None:
         estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
