@@ -111,6 +111,9 @@ def test_the_package_and_the_command_line_import_the_heavy_libraries_only_when_u
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+    # every public name resolves, and the names imported on first use are the public ones
+    assert sorted(daskgmm.__all__) == sorted([*daskgmm._WHERE, "__version__"])
+    assert all(getattr(daskgmm, name) is not None for name in daskgmm.__all__)
 
 
 def test_demo_runs_on_threads():

@@ -60,7 +60,8 @@ def test_save_refuses_a_zarr_store_of_data(fitted, tmp_path):
     da.ones((10, 2), chunks=5).to_zarr(str(tmp_path / "data.zarr"))
     with pytest.raises(UnsafePathError, match="holds a Zarr array that daskgmm did not write"):
         fitted.save(tmp_path / "data.zarr", overwrite=True)
-    np.testing.assert_array_equal(zarr.open(str(tmp_path / "data.zarr"), mode="r")[:], np.ones((10, 2)))
+    kept = zarr.open(str(tmp_path / "data.zarr"), mode="r")[:]
+    np.testing.assert_array_equal(kept, np.ones((10, 2)))
 
 
 def test_a_model_is_replaced_only_when_asked_and_atomically(fitted, tmp_path):
