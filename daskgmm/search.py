@@ -24,26 +24,27 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .checkpoint import CheckpointError
-from .covariance import COVARIANCE, COVARIANCE_TYPES
+from .covariance import COVARIANCE_TYPES
 from .data import should_persist
 from .errors import ConvergenceWarning
 from .estimator import GaussianMixture
-from .fitting import FitData, FitHooks, best_run, checkpoint_for, fit_search
+from .fitting import FitData, FitHooks, checkpoint_for, fit_search
 from .models import run_attributes
-from .params import information_criteria
 from .progress import search_progress
+from .selection import CRITERIA, choose, grid, plot_criterion, results_table
 from .weights import as_sample_weights, held_out_rows, split_dataset_weights
 
 __all__ = ["GaussianMixtureSearch"]
 
 logger = logging.getLogger(__name__)
 
-CRITERIA = ("bic", "aic", "held_out")
 #: Parameters of the search's own; every other one is a GaussianMixture parameter.
 _OWN = ("n_components", "covariance_type", "criterion", "held_out", "n_init", "random_state")
 #: GaussianMixture parameters a search does not take: they are of one model.
 _NOT_TAKEN = ("weights_init", "means_init", "precisions_init", "warm_start", "dropna",
               "verbose", "verbose_interval")
+
+
 def _gm_constraints() -> dict:
     shared = {k: v for k, v in GaussianMixture._parameter_constraints.items()
               if k not in _OWN and k not in _NOT_TAKEN}
@@ -189,30 +190,6 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ grid
 
-    def _grid(self) -> list[tuple[int, str]]:
-        """The models, ``(n_components, covariance_type)``, by covariance type then K."""
-        ks = [self.n_components] if isinstance(self.n_components, Integral) else list(
-            self.n_components)
-        if not ks or not all(isinstance(k, Integral) and not isinstance(k, bool) and k >= 1
-                             for k in ks):
-            raise ValueError(
-                "The 'n_components' parameter of GaussianMixtureSearch must be a positive "
-                f"int or a non-empty iterable of positive ints. Got {self.n_components!r} instead."
-            )
-        types = self.covariance_type
-        types = list(COVARIANCE_TYPES) if types == "all" else [types] if isinstance(types, str) \
-            else list(types)
-        unknown = [t for t in types if t not in COVARIANCE_TYPES]
-        if not types or unknown:
-            raise ValueError(
-                "The 'covariance_type' parameter of GaussianMixtureSearch must be 'all', one of "
-                f"{list(COVARIANCE_TYPES)} or an iterable of them. Got {self.covariance_type!r} "
-                "instead."
-            )
-        ks = sorted({int(k) for k in ks})
-        types = list(dict.fromkeys(types))
-        return [(k, t) for t in types for k in ks]
-
     def _model_params(self, k: int, covariance_type: str) -> dict:
         """The parameters of :class:`GaussianMixture` that fits one model alone."""
         params = {name: value for name, value in self.get_params().items()
@@ -240,7 +217,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         self : GaussianMixtureSearch
         """
         self._validate_params()
-        models = self._grid()
+        models = grid(self.n_components, self.covariance_type)
         if self.criterion == "held_out" and self.held_out is None:
             raise ValueError("criterion='held_out' needs held_out, the fraction of rows to "
                              "hold out (e.g. held_out=0.1).")
@@ -309,35 +286,12 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
 
     def _table(self, models, runs, scores) -> list[dict]:
         """One record per run (see ``results_``) from where the runs ended and their scores."""
-        d = self.n_features_in_
-        scores = np.asarray(scores, dtype=np.float64)
-        records = []
-        for m, (k, t) in enumerate(models):
-            chunk = runs[m * self.n_init:(m + 1) * self.n_init]
-            kept = best_run(chunk)
-            for i, run in enumerate(chunk):
-                (fit_sum, *held_sum), (fit_w, *held_w) = scores[m * self.n_init + i]
-                p = COVARIANCE[t].n_parameters(k, d)
-                mean = fit_sum / fit_w
-                bic, aic = information_criteria(mean, fit_w, p)  # as GaussianMixture.bic/aic
-                record = {
-                    "n_components": k, "covariance_type": t, "init": i, "n_iter": run.n_iter,
-                    "converged": bool(run.converged), "lower_bound": run.lower_bound,
-                    "log_likelihood": mean, "bic": bic, "aic": aic,
-                }
-                if self.held_out is not None:
-                    record["held_out_log_likelihood"] = held_sum[0] / held_w[0]
-                record.update(n_parameters=p, kept=i == kept)
-                records.append(record)
-        return records
+        return results_table(models, runs, scores, n_init=self.n_init,
+                             n_features=self.n_features_in_, held_out=self.held_out is not None)
 
     def _choose(self, models, runs, scores) -> int:
         """The run of the best model by the criterion (among the runs each model keeps)."""
-        table = self._table(models, runs, scores)
-        key = {"bic": lambda r: r["bic"], "aic": lambda r: r["aic"],
-               "held_out": lambda r: -r["held_out_log_likelihood"]}[self.criterion]
-        kept = [j for j, r in enumerate(table) if r["kept"]]
-        return min(kept, key=lambda j: (key(table[j]), j))
+        return choose(self._table(models, runs, scores), self.criterion)
 
     def _set_results(self, models, outcome, dtype, seed: int) -> None:
         import pandas as pd
@@ -361,7 +315,7 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         columns += ["held_out_log_likelihood"] if self.held_out is not None else []
         columns += ["n_parameters", "seconds", "kept"]
         self.results_ = pd.DataFrame.from_records(table, columns=columns)
-        self.best_index_ = self._choose(models, outcome.runs, scores)
+        self.best_index_ = choose(table, self.criterion)
         best = outcome.runs[self.best_index_]
         k, t = models[self.best_index_ // self.n_init]
         self.best_params_ = {"n_components": k, "covariance_type": t}
@@ -417,22 +371,4 @@ class GaussianMixtureSearch(DensityMixin, BaseEstimator):
         initialisations each model keeps), the best marked. Needs matplotlib
         (``pip install 'daskgmm[examples]'``). Returns the axes."""
         check_is_fitted(self, "results_")
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("GaussianMixtureSearch.plot needs matplotlib: pip install "
-                              "'daskgmm[examples]'") from None
-        column = "held_out_log_likelihood" if self.criterion == "held_out" else self.criterion
-        if ax is None:
-            ax = plt.subplots(figsize=(6, 4))[1]
-        kept = self.results_[self.results_["kept"]]
-        for t, part in kept.groupby("covariance_type", sort=False):
-            ax.plot(part["n_components"], part[column], marker="o", label=t)
-        best = self.results_.loc[self.best_index_]
-        ax.plot([best["n_components"]], [best[column]], marker="*", markersize=16, color="k",
-                linestyle="none", label=f"best: {best['n_components']} {best['covariance_type']}")
-        ax.set_xlabel("n_components")
-        ax.set_ylabel({"bic": "BIC (lower is better)", "aic": "AIC (lower is better)",
-                       "held_out": "held-out log-likelihood (higher is better)"}[self.criterion])
-        ax.legend()
-        return ax
+        return plot_criterion(self.results_, self.best_index_, self.criterion, ax)

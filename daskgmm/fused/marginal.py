@@ -139,7 +139,7 @@ def pattern_factors(precisions, masks, mu_precision, mu_p_mu, patterns, inv, log
     padded to the most ``C`` missing, ``inv`` with zeros. With one shared
     precision (``mu_precision`` (K, D) the rows ``P mu~_k``, ``mu_p_mu`` their
     products with ``mu~_k``; none: empty), also the terms of
-    :meth:`daskgmm.missing.Marginal._shared_terms`: ``h`` (P, C, K), zero-padded,
+    :meth:`daskgmm.missing_shared.SharedPrecision._shared_terms`: ``h`` (P, C, K), zero-padded,
     and ``q`` (P, K)."""
     n_patterns, d = masks.shape
     units, width = precisions.shape[0], patterns.shape[1]
@@ -319,8 +319,8 @@ def dense_marginal_rows(X, index, pattern, patterns, sizes, inv, const, means, p
 def shared_marginal_rows(X, index, pattern, patterns, sizes, inv, const, shift, precision,
                          mu_precision, mu_shifted, weight, block_rows, lse, nk, sk, Sk, mass):
     """Rows ``X[index]`` of a tied mixture with missing features (NaN), integrated
-    out with the one shared precision ``P`` (:meth:`daskgmm.missing.Marginal._evaluate_shared`
-    and ``_accumulate_shared``, whose notation this follows): ``pattern``,
+    out with the one shared precision ``P`` (:mod:`daskgmm.missing_shared`'s
+    ``_evaluate_shared`` and ``_accumulate_shared``, whose notation this follows): ``pattern``,
     ``patterns``, ``sizes`` as in :func:`dense_marginal_rows`, ``inv`` (P, c, c)
     the ``P_mm^-1`` of each pattern, ``const`` (K, P) with ``-q_pk / 2``,
     ``mu_precision`` the rows ``P mu~_k``. Adds ``N_k``, ``s_k``, the tied ``S``
