@@ -67,3 +67,21 @@ def test_model_selection_example_finds_the_true_model_and_draws_the_bic(tmp_path
     assert "best by BIC: 5 components, full covariance" in done.stdout, done.stdout
     assert (tmp_path / "model_selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results.csv").read_text().count("\n") == 33
+
+
+def test_the_readme_layout_lists_every_module():
+    """Each module of the package is in the README's layout section, at its place:
+    ``daskgmm/x.py`` for the top level, ``y.py`` under ``daskgmm/pkg/``."""
+    root = EXAMPLES.parent
+    layout = root.joinpath("README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    entries = [line.split()[0] for line in layout.splitlines() if line.startswith("    ")]
+    listed, package = set(), None
+    for entry in entries:
+        if entry.startswith("daskgmm/"):
+            package = entry if entry.endswith("/") else None
+            listed.add(entry)
+        elif package is not None:
+            listed.add(package + entry)
+    modules = {p.relative_to(root).as_posix() for p in (root / "daskgmm").rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") or p.parent.name == "daskgmm"}
+    assert sorted(modules - listed) == []
