@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import dask
 import dask.array as da
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -288,12 +287,11 @@ def _kmeans_centers(rows, w, n_components, random_state, sampled: bool) -> np.nd
     if not sampled:
         return scikit_learn_kmeans().cluster_centers_
     seeding = _lockstep_states(random_state, 2)[1]
-    one = da.from_array(rows, chunks=rows.shape)
-    weight = None if w is None else da.from_array(w.reshape(-1, 1), chunks=(len(w), 1))
+    weight = None if w is None else w.reshape(-1, 1)
     with single_threaded(), ThreadPoolExecutor(1) as pool:
         first = pool.submit(scikit_learn_kmeans)
-        with dask.config.set(scheduler="sync"):  # rows in this process: no cluster
-            seeds = kmeans_parallel(one, n_components, seeding, sample_weight=weight).centers
+        # the rows are in this process: one chunk, no graph
+        seeds = kmeans_parallel(rows, n_components, seeding, sample_weight=weight).centers
         other = KMeans(n_clusters=n_components, init=seeds, n_init=1).fit(rows, sample_weight=w)
         km = first.result()
     return min((km, other), key=lambda m: m.inertia_).cluster_centers_

@@ -153,6 +153,26 @@ def test_same_centres_whatever_the_chunking_and_scheduler(clusters, distributed_
     np.testing.assert_array_equal(a.centers, c.centers)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("missing", ["raise", "marginalize"])
+def test_rows_in_memory_are_one_chunk_without_a_graph(clusters, weighted, missing):
+    """k-means|| of a NumPy array (the client's sample of 'kmeans') calls the chunk
+    kernels directly: bitwise the result of the rows as a one-chunk Dask array."""
+    X = clusters[0][:6000].copy()
+    rng = np.random.default_rng(1)
+    if missing == "marginalize":
+        X[rng.random(X.shape) < 0.05] = np.nan
+    w = rng.uniform(0.0, 3.0, size=(len(X), 1)) if weighted else None
+    a = kmeans_parallel(X, 30, np.random.RandomState(2), missing=missing, sample_weight=w)
+    with dask.config.set(scheduler="sync"):
+        b = kmeans_parallel(da.from_array(X, chunks=X.shape), 30, np.random.RandomState(2),
+                            missing=missing,
+                            sample_weight=None if w is None else da.from_array(w, chunks=w.shape))
+    for name in ("candidates", "candidate_weights", "centers"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.phi, a.passes) == (b.phi, b.passes)
+
+
 def test_fits_are_deterministic_for_a_random_state(clusters):
     Xd = da.from_array(clusters[0][:20000], chunks=(3000, 10))
     a = GaussianMixture(30, random_state=5, max_iter=5).fit(Xd)
