@@ -193,9 +193,9 @@ def _write_state(root, name: str, state: FitState) -> None:
             "n_iter": int(run.n_iter),
             "converged": bool(run.converged),
             "recoveries": [dict(e) for e in run.recoveries],
-            "acceleration": None if acc is None else {"bound": float(acc.bound),
-                                                      "stage": acc.stage,
-                                                      "step_max": float(acc.step_max)},
+            "acceleration": None if acc is None else {
+                "bound": float(acc.bound), "stage": acc.stage, "step_max": float(acc.step_max),
+                **({} if acc.alpha is None else {"alpha": float(acc.alpha)})},
         })
     bit_generator, keys, pos, has_gauss, cached = state.rng_state
     arrays["rng_keys"] = np.asarray(keys, dtype=np.uint32)  # exact in float64
@@ -308,17 +308,21 @@ def _acceleration(meta, arrays, covariance_type: str, j: int, where: str):
     """An accelerated run's state, from its recorded arrays and attributes."""
     if meta is None:
         return None
-    bound, step_max = (meta.get(key) if isinstance(meta, dict) else None
-                       for key in ("bound", "step_max"))
+    bound, step_max, alpha = (meta.get(key) if isinstance(meta, dict) else None
+                              for key in ("bound", "step_max", "alpha"))
     if not (isinstance(meta, dict) and meta.get("stage") in STAGES
             and isinstance(bound, (int, float)) and not math.isnan(bound)
-            and isinstance(step_max, (int, float)) and 1.0 <= step_max <= MAX_STEP):
+            and isinstance(step_max, (int, float)) and 1.0 <= step_max <= MAX_STEP
+            and (alpha is None or (isinstance(alpha, (int, float)) and meta["stage"] == "jump"
+                                   and 1.0 < alpha <= step_max))):
         raise CheckpointError(f"{where}: the acceleration state of run {j} is malformed "
-                              f"(expected a bound, a stage in {STAGES} and a step_max in "
-                              f"[1, {MAX_STEP:g}])")
+                              f"(expected a bound, a stage in {STAGES}, a step_max in "
+                              f"[1, {MAX_STEP:g}] and, before a jump, its step length alpha "
+                              "in (1, step_max])")
     plain, base = (check_values(params_from(arrays, covariance_type, prefix=f"run{j}_{role}_"),
                                  where) for role in ("plain", "base"))
-    return Acceleration(plain, float(bound), meta["stage"], base, float(step_max))
+    return Acceleration(plain, float(bound), meta["stage"], base, float(step_max),
+                        None if alpha is None else float(alpha))
 
 
 def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:

@@ -95,6 +95,31 @@ def test_an_accelerated_fit_interrupted_resumes_bitwise(tmp_path, monkeypatch):
     assert resumed.lower_bounds_ == reference.lower_bounds_
 
 
+def test_a_settled_near_plain_jump_ends_the_run_and_resumes_bitwise(tmp_path, monkeypatch):
+    """An accepted jump of step length at most NEAR_PLAIN tests convergence (here
+    the jump of pass 10, alpha 1.05); its step length is kept in the checkpoint,
+    so a fit stopped just before that pass resumes to the same end."""
+    import daskgmm.acceleration as acceleration
+
+    X = da.from_array(overlapping(3000), chunks=(1000, 4))
+    params = dict(covariance_type="diag", accelerate=True, tol=1e-4, max_iter=100)
+    reference = fit(X, **params)
+    assert reference.converged_ and reference.n_iter_ == 10
+    with monkeypatch.context() as m:
+        m.setattr(acceleration, "NEAR_PLAIN", 1.0)  # only plain steps test convergence
+        assert fit(X, **params).n_iter_ > 10
+
+    ckpt = str(tmp_path / "c.zarr")
+    restore = stopped_after(9, monkeypatch)
+    with pytest.raises(Stop):
+        fit(X, checkpoint=ckpt, **params)
+    restore()
+    resumed = fit(X, checkpoint=ckpt, **params)
+    assert resumed.n_iter_ == 10 and resumed.lower_bounds_ == reference.lower_bounds_
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
+    np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)
+
+
 def test_lockstep_initialisations_accelerate_each_as_alone():
     X = da.from_array(overlapping(3000), chunks=(1000, 4))
     common = dict(accelerate=True, init_params="random_from_data", tol=1e-3, max_iter=100)
@@ -112,8 +137,9 @@ def test_a_plain_step_is_accepted_though_rounding_lowers_its_bound():
     """At the optimum a plain EM step's bound can fall below the last one by
     rounding; rejecting it would return to the same point for ever (a fit seen
     running to max_iter at its optimum). An extrapolated point that lowers the
-    bound is still rejected."""
-    from daskgmm.acceleration import Acceleration, next_point
+    bound is still rejected, and an accepted one ends the run only where its step
+    length is near 1."""
+    from daskgmm.acceleration import NEAR_PLAIN, Acceleration, next_point
 
     X, _ = blobs(600, 2, 2, seed=3)
     with warnings.catch_warnings():
@@ -131,6 +157,13 @@ def test_a_plain_step_is_accepted_though_rounding_lowers_its_bound():
     point, state, accepted, converged = next_point(p, below, q, jumped, settled=True)
     assert not accepted and not converged and point is q and state.stage == "plain"
     assert state.base is p and state.bound == bound and state.step_max == 1.0
+    # accepted jumps: convergence is tested on those of step length near 1 only
+    above = np.nextafter(bound, np.inf)
+    for alpha, ends in ((1.2, True), (NEAR_PLAIN, True), (2.5, False), (None, False)):
+        jumped = Acceleration(q, bound, "jump", p, 4.0, alpha)
+        point, state, accepted, converged = next_point(p, above, q, jumped, settled=True)
+        assert accepted and converged == ends and point is q and state.stage == "plain", alpha
+        assert not next_point(p, above, q, jumped, settled=False)[3]
 
 
 def test_an_accelerated_fit_on_separated_clusters_converges_as_plain_em():
@@ -166,7 +199,9 @@ def test_a_damaged_acceleration_state_gives_checkpoint_error(tmp_path, monkeypat
     run = attrs["runs"][0]
     assert run["acceleration"]["stage"] in ("plain", "jump")
     for damage in ({"stage": "leap"}, {"step_max": 1e300}, {"step_max": 0.5}, {"bound": None},
-                   {"omega": 2.0, "stage": None}):
+                   {"omega": 2.0, "stage": None}, {"stage": "plain", "alpha": 1.2},
+                   {"stage": "jump", "alpha": 0.5}, {"stage": "jump", "alpha": "1.2"},
+                   {"stage": "jump", "alpha": 1e300}):
         runs = [run | {"acceleration": run["acceleration"] | damage}]
         state.attrs["daskgmm_state"] = attrs | {"runs": runs}
         with pytest.raises(CheckpointError, match="acceleration state of run 0 is malformed"):
