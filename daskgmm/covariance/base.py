@@ -333,9 +333,9 @@ class CovarianceType(ABC):
         ``S += s delta^T + delta s^T + N delta delta^T`` in this type's layout."""
 
     @abstractmethod
-    def add_own_second_moment(self, Sk, k: int, own, weighted) -> None:
-        """Add ``sum weighted own^T`` to ``Sk``: ``own`` the rows of component ``k``
-        less its centre, ``weighted`` the same times their sample weights (or ``own``)."""
+    def add_own_second_moment(self, Sk, k: int, moment) -> None:
+        """Add to ``Sk`` component ``k``'s part of ``moment`` (D, D), the sum of
+        ``w (x - c_k)(x - c_k)^T`` over its rows (``w`` their sample weights)."""
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar: float = 0.0,
                   chunk_rows: int | None = None) -> Expansion | None:

@@ -156,8 +156,8 @@ class Diagonal(CovarianceType):
     def shift_second_moment(self, Sk, nk, sk, delta):
         Sk += 2.0 * delta * sk + nk[:, None] * np.square(delta)
 
-    def add_own_second_moment(self, Sk, k, own, weighted):
-        Sk[k] += np.einsum("nd,nd->d", weighted, own)
+    def add_own_second_moment(self, Sk, k, moment):
+        Sk[k] += np.diagonal(moment)
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
                   chunk_rows=None):

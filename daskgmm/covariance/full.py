@@ -240,8 +240,8 @@ class Full(CovarianceType):
         cross = sk[:, :, None] * delta[:, None, :]
         Sk += cross + cross.transpose(0, 2, 1) + nk[:, None, None] * delta[:, :, None] * delta[:, None, :]
 
-    def add_own_second_moment(self, Sk, k, own, weighted):
-        Sk[k] += np.dot(weighted.T, own)
+    def add_own_second_moment(self, Sk, k, moment):
+        Sk[k] += moment
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
                   chunk_rows=None):

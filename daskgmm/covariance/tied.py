@@ -154,8 +154,8 @@ class Tied(CovarianceType):
         cross = np.dot(sk.T, delta)
         Sk += cross + cross.T + np.dot(delta.T * nk, delta)
 
-    def add_own_second_moment(self, Sk, k, own, weighted):
-        Sk += np.dot(weighted.T, own)
+    def add_own_second_moment(self, Sk, k, moment):
+        Sk += moment
 
     def expansion(self, means, precisions_cholesky, offset, dtype, reg_covar=0.0,
                   chunk_rows=None):

@@ -19,8 +19,9 @@ def nearest(X, coef_t, centers, label, d2, diff):
     """For each row of ``X``, the centre of least ``[x, 1] . coef_t[:, c]`` (``coef_t``
     (D + 1, C): ``[-2 c, |c|^2]``, the squared distance less ``|x|^2``; the first of
     equal ones, as NumPy's ``argmin``), its index in ``label``, the rows less it in
-    ``diff`` and the exact squared distance to it in ``d2`` (float64). A row with
-    a NaN or an infinity gets a non-finite ``d2``."""
+    the first D columns of ``diff`` (any after them are left as they are) and the
+    exact squared distance to it in ``d2`` (float64). A row with a NaN or an
+    infinity gets a non-finite ``d2``."""
     n, d = X.shape
     count = coef_t.shape[1]
     rows = 512
