@@ -91,7 +91,7 @@ def _weighted_row_index(sample_weight, totals, random_state) -> int:
     return row0 + j
 
 
-def _first_center(X: da.Array, random_state, missing: str, sample_weight=None,
+def _first_center(X: da.Array | np.ndarray, random_state, missing: str, sample_weight=None,
                   totals=None) -> np.ndarray:
     """A row drawn uniformly, or in proportion to its sample weight (``totals``: the
     weights' chunk totals), without NaN: reads only the chunk that holds it. With
