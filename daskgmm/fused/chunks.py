@@ -230,6 +230,9 @@ def full_quadratic_chunk(X, weight, shift, quad, block_rows, lse, sums):
     v_buf, wlp_buf = np.empty(rows * block_rows), np.empty(k * block_rows)
     mx, tot, scale, bad, at = scratch(block_rows)
     stage = np.empty((block_rows, d), X.dtype)  # rows kept, once compacting
+    # views added to in place: ``sums[:, :p] += ...`` would be a slice assignment,
+    # whose shape-mismatch message numba compiles (5 s of the first compile)
+    moments, firsts = sums[:, :p_count], sums[:, p_count:]
     compact = False
     pos = 0
     while pos < n:
@@ -249,8 +252,8 @@ def full_quadratic_chunk(X, weight, shift, quad, block_rows, lse, sums):
         if normalise(wlp, m, weight, at, lse, bad, mx, tot, scale):
             drop_bad(v, m, bad)
             compact = True
-        sums[:, :p_count] += np.dot(wlp, v[:p_count].T)
-        sums[:, p_count:] += np.dot(wlp, f.T)
+        moments += np.dot(wlp, v[:p_count].T)
+        firsts += np.dot(wlp, f.T)
 
 
 @numba.njit(**JIT)

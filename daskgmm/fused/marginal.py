@@ -312,7 +312,8 @@ def dense_marginal_rows(X, index, pattern, patterns, sizes, inv, const, means, p
                 if r[i] == 0.0:
                     for j in range(d):
                         dk[i, j] = 0.0
-            Sk[u] += np.dot(w[:nb].T, dk)
+            su = Sk[u]  # added to in place: ``Sk[u] += ...`` is a slice assignment, whose
+            su += np.dot(w[:nb].T, dk)  # shape-mismatch message numba compiles (5 s)
 
 
 @numba.njit(**JIT)
