@@ -32,6 +32,7 @@ Seconds per 1,000,000 rows, medians of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import threading
 import time
@@ -92,7 +93,9 @@ def on_two_threads(fn_a, fn_b):
     return time.perf_counter() - t0
 
 
+@functools.cache
 def _compute_loop():
+    """The loop of :func:`compute_scaling`, compiled once a run."""
     import numba
 
     @numba.njit(nogil=True, cache=False)
